@@ -1,0 +1,193 @@
+package dev.ptlab.core.hw;
+
+import dev.ptlab.core.arch.Geometry;
+import dev.ptlab.core.arch.HypDescriptor;
+import dev.ptlab.core.arch.Pte;
+import dev.ptlab.core.arch.Stage;
+import dev.ptlab.core.arch.Stage2Descriptor;
+import dev.ptlab.core.mem.Frames;
+import dev.ptlab.core.mem.PhysicalMemory;
+
+/**
+ * One CPU's MMU for one translation regime: it translates addresses through a stage-2 or hyp
+ * table the way the architecture does, with a TLB in front.
+ *
+ * <p>The walk reads descriptors with acquire loads (pairing with the tables' store-release
+ * publication), never takes a lock and never allocates. Checks in architectural order at each
+ * level: an invalid descriptor (or a block where the level allows none, or a reserved level-3
+ * encoding) is a translation fault at that level; an output address beyond the PA size is an
+ * address-size fault; then, at the leaf, AF = 0 is an access-flag fault (or, with hardware AF
+ * update, the MMU sets AF by compare-and-swap); then permissions. An input address at or beyond
+ * the table's input size is a level-0 translation fault.
+ *
+ * <p>Not thread-safe: one Mmu per CPU, as on hardware. The table may change concurrently.
+ */
+public final class Mmu {
+    private final Geometry geometry;
+    private final PhysicalMemory memory;
+    private final Tlb tlb;
+    private final boolean stage2;
+    private final boolean fwb;
+    private final boolean hardwareAf;
+    private final long paLimit;
+    private long rootPa;
+    private int vmid;
+
+    private long lastPte;
+    private int lastLevel;
+    private boolean lastTlbHit;
+    private long walks;
+    private final long[] faults = new long[FaultType.values().length];
+
+    /**
+     * @param rootPa the table's root (VTTBR/TTBR base)
+     * @param vmid the VMID tag for TLB entries (0 for hyp)
+     * @param fwb whether HCR_EL2.FWB is set (changes how stage-2 MemAttr decodes)
+     * @param hardwareAf whether VTCR/TCR.HA is set: AF = 0 is set by the MMU instead of faulting
+     */
+    public Mmu(Geometry geometry, PhysicalMemory memory, Tlb tlb, long rootPa, int vmid, boolean fwb, boolean hardwareAf) {
+        if (geometry == null) throw new IllegalArgumentException("geometry: null");
+        if (memory == null) throw new IllegalArgumentException("memory: null");
+        if (tlb == null) throw new IllegalArgumentException("tlb: null");
+        this.geometry = geometry;
+        this.memory = memory;
+        this.tlb = tlb;
+        this.stage2 = geometry.stage() == Stage.STAGE2;
+        this.fwb = fwb;
+        this.hardwareAf = hardwareAf;
+        this.paLimit = 1L << geometry.paBits();
+        this.rootPa = rootPa;
+        this.vmid = vmid;
+    }
+
+    public Tlb tlb() { return tlb; }
+    public Geometry geometry() { return geometry; }
+    public long walks() { return walks; }
+    public long faults(FaultType type) { return faults[type.ordinal()]; }
+
+    /** Points the MMU at another table (a VTTBR/TTBR write). Does not flush the TLB. */
+    public void load(long rootPa, int vmid) {
+        this.rootPa = rootPa;
+        this.vmid = vmid;
+    }
+
+    /** Leaf descriptor behind the last successful translation or permission/AF fault. */
+    public long lastPte() { return lastPte; }
+    /** Level of that leaf, or of the fault. */
+    public int lastLevel() { return lastLevel; }
+    public boolean lastTlbHit() { return lastTlbHit; }
+
+    /**
+     * Translates {@code addr} for {@code access}. Allocation-free.
+     *
+     * @return the output PA (non-negative), or a negative fault code decoded by
+     *     {@link Translation#faultType} and {@link Translation#faultLevel}
+     */
+    public long translate(long addr, Access access) {
+        if (addr < 0 || addr >= geometry.iaLimit()) {
+            return fault(FaultType.TRANSLATION, 0);
+        }
+        int hitLevel = tlb.lookup(vmid, addr);
+        if (hitLevel >= 0) {
+            long pte = tlb.cachedPte();
+            lastTlbHit = true;
+            lastPte = pte;
+            lastLevel = hitLevel;
+            if (!permitted(pte, access)) return fault(FaultType.PERMISSION, hitLevel);
+            long span = 1L << geometry.granule().levelShift(hitLevel);
+            return geometry.outputAddress(pte) + (addr & (span - 1));
+        }
+        lastTlbHit = false;
+        return walk(addr, access);
+    }
+
+    private long walk(long addr, Access access) {
+        walks++;
+        long generation = tlb.generation();
+        int level = geometry.startLevel();
+        long table = rootPa + (long) geometry.rootPageIndex(addr) * geometry.granule().pageSize();
+        for (;;) {
+            long[] frame = memory.table(table);
+            int idx = geometry.granule().index(addr, level);
+            long pte = Frames.getAcquire(frame, idx);
+            lastPte = pte;
+            lastLevel = level;
+            if (!Pte.isValid(pte)) return fault(FaultType.TRANSLATION, level);
+            if (Pte.isTable(pte, level)) {
+                long next = geometry.outputAddress(pte);
+                if (next >= paLimit) return fault(FaultType.ADDRESS_SIZE, level);
+                table = next;
+                level++;
+                continue;
+            }
+            if (level == 3 ? (pte & Pte.TYPE) == 0 : !geometry.leafAllowed(level)) {
+                // Reserved page encoding, or a block where this granule allows none.
+                return fault(FaultType.TRANSLATION, level);
+            }
+            long oa = geometry.outputAddress(pte);
+            if (oa >= paLimit) return fault(FaultType.ADDRESS_SIZE, level);
+            long af = stage2 ? Stage2Descriptor.AF : HypDescriptor.AF;
+            if ((pte & af) == 0) {
+                if (!hardwareAf) return fault(FaultType.ACCESS_FLAG, level);
+                long witness = Frames.compareAndExchange(frame, idx, pte, pte | af);
+                if (witness != pte) {
+                    // The entry changed under us (software update or BBM): walk again from the root.
+                    return walk(addr, access);
+                }
+                pte |= af;
+                lastPte = pte;
+            }
+            tlb.fill(vmid, addr, level, pte, generation);
+            if (!permitted(pte, access)) return fault(FaultType.PERMISSION, level);
+            long span = 1L << geometry.granule().levelShift(level);
+            return oa + (addr & (span - 1));
+        }
+    }
+
+    private boolean permitted(long pte, Access access) {
+        if (stage2) {
+            switch (access) {
+                case READ: return Stage2Descriptor.readable(pte);
+                case WRITE: return Stage2Descriptor.writable(pte);
+                default: return Stage2Descriptor.privExecutable(pte);
+            }
+        }
+        switch (access) {
+            case READ: return true;
+            case WRITE: return HypDescriptor.writable(pte);
+            default: return HypDescriptor.executable(pte);
+        }
+    }
+
+    private long fault(FaultType type, int level) {
+        faults[type.ordinal()]++;
+        lastLevel = level;
+        return Translation.encodeFault(type, level);
+    }
+
+    /** Readable form of {@link #translate}: allocates a record. */
+    public Translation translateDetailed(long addr, Access access) {
+        long r = translate(addr, access);
+        if (Translation.isFault(r)) {
+            FaultType t = Translation.faultType(r);
+            int level = Translation.faultLevel(r);
+            return new Translation(addr, access, -1, t, level, lastPte, null, false, false, false, lastTlbHit);
+        }
+        long pte = lastPte;
+        boolean w, x;
+        dev.ptlab.core.arch.MemAttr attr;
+        boolean rd;
+        if (stage2) {
+            rd = Stage2Descriptor.readable(pte);
+            w = Stage2Descriptor.writable(pte);
+            x = Stage2Descriptor.privExecutable(pte);
+            attr = Stage2Descriptor.memAttr(pte, fwb);
+        } else {
+            rd = true;
+            w = HypDescriptor.writable(pte);
+            x = HypDescriptor.executable(pte);
+            attr = HypDescriptor.memAttr(pte);
+        }
+        return new Translation(addr, access, r, null, lastLevel, pte, attr, rd, w, x, lastTlbHit);
+    }
+}

@@ -1,0 +1,182 @@
+package dev.ptlab.core.table;
+
+import dev.ptlab.core.Errno;
+import dev.ptlab.core.PageTableException;
+import dev.ptlab.core.arch.Geometry;
+import dev.ptlab.core.arch.Granule;
+import dev.ptlab.core.arch.HypDescriptor;
+import dev.ptlab.core.arch.Prot;
+import dev.ptlab.core.arch.Pte;
+import dev.ptlab.core.arch.Registers;
+import dev.ptlab.core.arch.Stage;
+import dev.ptlab.core.hw.TlbMaintenance;
+import dev.ptlab.core.mem.PhysicalMemory;
+import dev.ptlab.core.walk.Status;
+import dev.ptlab.core.walk.Visit;
+import dev.ptlab.core.walk.VisitContext;
+import dev.ptlab.core.walk.Visitor;
+import dev.ptlab.core.walk.WalkFlags;
+import dev.ptlab.core.walk.WalkPolicy;
+
+/**
+ * The hypervisor's own EL2 stage-1 table. Simpler rules than stage-2: map never replaces a live
+ * mapping (only software bits may change), unmap stops at the first hole and never splits a
+ * block, and tables come straight from physical memory (no memory cache). Counted entries are
+ * the valid ones.
+ */
+public final class HypPageTable extends PageTable {
+
+    public HypPageTable(Geometry geometry, PhysicalMemory memory, TlbMaintenance tlbi) {
+        super(checkStage(geometry), memory, tlbi);
+    }
+
+    private static Geometry checkStage(Geometry g) {
+        if (g != null && g.stage() != Stage.HYP) {
+            throw new IllegalArgumentException("geometry: " + g + " is not a hyp geometry");
+        }
+        return g;
+    }
+
+    @Override
+    protected boolean counted(long pte) {
+        return Pte.isCountedHyp(pte);
+    }
+
+    public long tcr(boolean hardwareAf) {
+        return Registers.tcrEl2(geometry, hardwareAf);
+    }
+
+    public long ttbr0() {
+        return Registers.ttbr0El2(geometry, rootPa);
+    }
+
+    /**
+     * Maps {@code [va, va + size)} to {@code [pa, pa + size)} with the largest leaves that fit.
+     * Checks the whole range first, so a conflict with a live mapping changes nothing.
+     *
+     * @throws PageTableException EEXIST if a live mapping in the range would change (other than
+     *     in software bits) or a block would have to be split; ENOMEM if physical memory runs out
+     *     (mappings made before that point stay, the table is consistent)
+     */
+    public void map(long va, long size, long pa, Prot prot) {
+        checkLive();
+        if (prot == null) throw PageTableException.invalidArgument("prot", "null", "is required");
+        checkAligned("va", va);
+        checkSize(size);
+        checkPa(pa, size);
+        long attr = HypDescriptor.attributes(prot, geometry.oaFormat());
+        HypMapVisitor check = new HypMapVisitor(pa, attr, true);
+        walk(va, size, check, WalkFlags.LEAF, WalkPolicy.RANGE);
+        HypMapVisitor v = new HypMapVisitor(pa, attr, false);
+        try {
+            walk(va, size, v, WalkFlags.LEAF, WalkPolicy.RANGE);
+        } finally {
+            counters.leavesInstalled.add(v.leaves);
+            counters.tablesInstalled.add(v.tables);
+        }
+    }
+
+    final class HypMapVisitor implements Visitor {
+        final long basePa;
+        final long attr;
+        final boolean dryRun;
+        long leaves, tables;
+
+        HypMapVisitor(long basePa, long attr, boolean dryRun) {
+            this.basePa = basePa;
+            this.attr = attr;
+            this.dryRun = dryRun;
+        }
+
+        @Override
+        public Status visit(VisitContext ctx, Visit visit) {
+            int level = ctx.level();
+            long addr = ctx.addr();
+            long span = ctx.granuleSize();
+            long phys = basePa + (addr - ctx.start());
+            long old = ctx.old();
+            boolean fits = geometry.leafAllowed(level) && ((addr | phys) & (span - 1)) == 0 && ctx.end() - addr >= span;
+            if (fits) {
+                long pte = HypDescriptor.leaf(geometry, phys, attr, level);
+                if (Pte.isValid(old)) {
+                    if (((old ^ pte) & ~Pte.SW_BITS) != 0) throw conflict(ctx, pte);
+                    if (!dryRun && old != pte) ctx.trySet(pte);
+                    return Status.OK;
+                }
+                if (dryRun) return Status.OK;
+                ctx.getRef();
+                ctx.publish(pte);
+                leaves++;
+                return Status.OK;
+            }
+            if (Pte.isValid(old)) {
+                // A live block that only partly matches: hyp map never splits live mappings.
+                throw conflict(ctx, 0);
+            }
+            if (dryRun) return Status.OK;
+            if (level == Granule.LAST_LEVEL) {
+                throw new PageTableException(Errno.EINVAL, addr, level, "no leaf fits at the last level");
+            }
+            long child = memory.allocate();
+            ctx.getRef();
+            // Release: the zeroed child is visible to any walker that sees the table entry.
+            ctx.publish(HypDescriptor.table(geometry, child));
+            tables++;
+            return Status.OK;
+        }
+
+        private PageTableException conflict(VisitContext ctx, long wanted) {
+            return new PageTableException(Errno.EEXIST, ctx.addr(), ctx.level(), "hyp map would replace the live mapping 0x"
+                    + Long.toHexString(ctx.old()) + (wanted != 0 ? " with 0x" + Long.toHexString(wanted) : " (block would need splitting)"));
+        }
+    }
+
+    /**
+     * Unmaps from {@code va} until {@code size} bytes are gone, the first hole, or the first block
+     * that extends past the range (never split). Empty tables are freed.
+     *
+     * @return bytes unmapped
+     */
+    public long unmap(long va, long size) {
+        checkLive();
+        checkAligned("va", va);
+        checkSize(size);
+        HypUnmapVisitor v = new HypUnmapVisitor();
+        try {
+            walk(va, size, v, WalkFlags.LEAF | WalkFlags.TABLE_POST, WalkPolicy.STOP_AT_HOLE);
+        } finally {
+            counters.leavesRemoved.add(v.leaves);
+            counters.tablesFreed.add(v.tables);
+        }
+        return v.unmapped;
+    }
+
+    final class HypUnmapVisitor implements Visitor {
+        long unmapped, leaves, tables;
+
+        @Override
+        public Status visit(VisitContext ctx, Visit visit) {
+            if (visit == Visit.TABLE_POST) {
+                long child = ctx.childTable();
+                if (ctx.count(child) != 1) return Status.OK;
+                ctx.trySet(0);
+                tlbi.flushHypVa(ctx.entryBase(), TlbMaintenance.LEVEL_UNKNOWN);
+                ctx.putRef();
+                ctx.put(child);
+                tables++;
+                return Status.OK;
+            }
+            long old = ctx.old();
+            if (!Pte.isValid(old)) return Status.NOT_MAPPED;
+            long span = ctx.granuleSize();
+            long base = ctx.entryBase();
+            if (base < ctx.start() || base + span > ctx.end()) return Status.NOT_MAPPED;
+            ctx.trySet(0);
+            tlbi.flushHypVa(base, ctx.level());
+            ctx.putRef();
+            unmapped += span;
+            leaves++;
+            return Status.OK;
+        }
+    }
+}

@@ -1,0 +1,197 @@
+package dev.ptlab.core.table;
+
+import dev.ptlab.core.PageTableException;
+import dev.ptlab.core.arch.Geometry;
+import dev.ptlab.core.arch.Granule;
+import dev.ptlab.core.arch.Pte;
+import dev.ptlab.core.hw.TlbMaintenance;
+import dev.ptlab.core.mem.PhysicalMemory;
+import dev.ptlab.core.walk.Status;
+import dev.ptlab.core.walk.Visit;
+import dev.ptlab.core.walk.VisitContext;
+import dev.ptlab.core.walk.Visitor;
+import dev.ptlab.core.walk.WalkFlags;
+import dev.ptlab.core.walk.WalkPolicy;
+import dev.ptlab.core.walk.Walker;
+
+/**
+ * What stage-2 and hyp tables share: a geometry, the physical memory their frames come from, a
+ * root (one frame, or up to 16 contiguous frames for a concatenated stage-2 root), the TLB
+ * maintenance they issue, and the walks common to both (get-leaf, teardown).
+ */
+public abstract class PageTable {
+    protected final Geometry geometry;
+    protected final PhysicalMemory memory;
+    protected final TlbMaintenance tlbi;
+    protected final TableCounters counters = new TableCounters();
+    protected final long rootPa;
+    private boolean destroyed;
+
+    protected PageTable(Geometry geometry, PhysicalMemory memory, TlbMaintenance tlbi) {
+        if (geometry == null) throw new IllegalArgumentException("geometry: null");
+        if (memory == null) throw new IllegalArgumentException("memory: null");
+        if (tlbi == null) throw new IllegalArgumentException("tlbi: null");
+        if (memory.granule() != geometry.granule()) {
+            throw new IllegalArgumentException("memory: granule " + memory.granule().label()
+                    + " does not match the table's " + geometry.granule().label());
+        }
+        this.geometry = geometry;
+        this.memory = memory;
+        this.tlbi = tlbi;
+        this.rootPa = memory.allocateContiguous(geometry.rootPages());
+    }
+
+    public Geometry geometry() { return geometry; }
+    public PhysicalMemory memory() { return memory; }
+    public TableCounters counters() { return counters; }
+    public TlbMaintenance tlbMaintenance() { return tlbi; }
+
+    /** Physical address of the (first) root frame: what TTBR/VTTBR's BADDR holds. */
+    public long rootPa() {
+        return rootPa;
+    }
+
+    public boolean destroyed() {
+        return destroyed;
+    }
+
+    protected void checkLive() {
+        if (destroyed) throw new IllegalStateException("table was destroyed");
+    }
+
+    /** Runs {@code visitor} over {@code [addr, addr + size)} with the one walker. */
+    public Status walk(long addr, long size, Visitor visitor, int flags, WalkPolicy policy) {
+        checkLive();
+        return Walker.walk(geometry, memory, rootPa, addr, size, visitor, flags, policy);
+    }
+
+    /** The entry that translates {@code addr}: the valid leaf, or the invalid entry where the walk stopped. */
+    public Leaf getLeaf(long addr) {
+        long[] found = new long[2];
+        walk(addr, 1, (ctx, visit) -> {
+            found[0] = ctx.old();
+            found[1] = ctx.level();
+            return Status.OK;
+        }, WalkFlags.LEAF, WalkPolicy.RANGE);
+        return new Leaf(found[0], (int) found[1]);
+    }
+
+    /** Whether {@code pte} holds a reference on its table in this kind of table. */
+    protected abstract boolean counted(long pte);
+
+    /**
+     * Teardown visitor: every counted leaf drops its reference on its table; a table whose count
+     * is back to 1 (only its allocation reference) is unlinked and freed on the way up.
+     */
+    final class FreeVisitor implements Visitor {
+        long tablesFreed;
+
+        @Override
+        public Status visit(VisitContext ctx, Visit visit) {
+            long old = ctx.old();
+            if (visit == Visit.TABLE_POST) {
+                long child = ctx.childTable();
+                if (ctx.count(child) != 1) return Status.OK;
+                // Clear the entry so nothing (a retried or chunked walk) can follow a freed table.
+                ctx.trySet(0);
+                ctx.putRef();
+                ctx.put(child);
+                tablesFreed++;
+                return Status.OK;
+            }
+            if (counted(old)) {
+                ctx.trySet(0);
+                ctx.putRef();
+            }
+            return Status.OK;
+        }
+    }
+
+    /**
+     * Frees every frame: walks the whole input range dropping references, then frees the roots.
+     * No TLB maintenance: the table must no longer be reachable by hardware (the caller switched
+     * VTTBR/TTBR away or invalidated the VMID).
+     */
+    public void destroy() {
+        checkLive();
+        FreeVisitor v = new FreeVisitor();
+        walk(0, geometry.iaLimit(), v, WalkFlags.LEAF | WalkFlags.TABLE_POST, WalkPolicy.RANGE);
+        counters.tablesFreed.add(v.tablesFreed);
+        long page = geometry.granule().pageSize();
+        for (int i = 0; i < geometry.rootPages(); i++) {
+            long pa = rootPa + i * page;
+            int c = memory.count(pa);
+            if (c != 1) {
+                throw new IllegalStateException("root frame 0x" + Long.toHexString(pa) + " has refcount " + c
+                        + " after teardown (expected 1)");
+            }
+        }
+        memory.freeContiguous(rootPa, geometry.rootPages());
+        destroyed = true;
+    }
+
+    /**
+     * Frees a subtree that hardware and software walkers can no longer reach: {@code childPa} was
+     * the table of a level-{@code parentLevel} entry mapping {@code base}.
+     */
+    protected void freeSubtree(long childPa, int parentLevel, long base) {
+        FreeVisitor v = new FreeVisitor();
+        Walker.walkSubtree(geometry, memory, childPa, parentLevel + 1, base & -geometry.granule().levelSize(parentLevel),
+                v, WalkFlags.LEAF | WalkFlags.TABLE_POST, WalkPolicy.RANGE);
+        int c = memory.count(childPa);
+        if (c != 1) {
+            throw new IllegalStateException("unlinked table 0x" + Long.toHexString(childPa) + " has refcount " + c
+                    + " after teardown (expected 1)");
+        }
+        memory.put(childPa);
+        counters.tablesFreed.add(v.tablesFreed + 1);
+    }
+
+    // ---- argument checks shared by the operations ----
+
+    protected void checkAligned(String name, long value) {
+        Granule g = geometry.granule();
+        if ((value & g.pageMask()) != 0) {
+            throw PageTableException.invalidArgument(name, value, "is not aligned to the " + g.label() + " granule");
+        }
+    }
+
+    protected void checkSize(long size) {
+        if (size <= 0) throw PageTableException.invalidArgument("size", size, "is not positive");
+        checkAligned("size", size);
+    }
+
+    protected void checkPa(long pa, long size) {
+        checkAligned("pa", pa);
+        long limit = 1L << geometry.paBits();
+        if (pa < 0 || pa >= limit || pa + size > limit || pa + size < pa) {
+            throw PageTableException.invalidArgument("pa", pa, "+ size 0x" + Long.toHexString(size) + " exceeds the "
+                    + geometry.paBits() + "-bit physical address space");
+        }
+    }
+
+    /** Checking aid: verifies every table frame's count equals 1 + its counted entries. Throws on the first mismatch. */
+    public void checkRefcounts() {
+        checkLive();
+        long page = geometry.granule().pageSize();
+        for (int i = 0; i < geometry.rootPages(); i++) {
+            checkFrame(rootPa + i * page, geometry.startLevel());
+        }
+    }
+
+    private void checkFrame(long framePa, int level) {
+        long[] f = memory.table(framePa);
+        int counted = 0;
+        for (long pte : f) {
+            if (counted(pte)) counted++;
+        }
+        int c = memory.count(framePa);
+        if (c != 1 + counted) {
+            throw new IllegalStateException("table frame 0x" + Long.toHexString(framePa) + " (level " + level + ") has refcount "
+                    + c + " but " + counted + " counted entries (expected " + (1 + counted) + ")");
+        }
+        for (long pte : f) {
+            if (Pte.isTable(pte, level)) checkFrame(geometry.outputAddress(pte), level + 1);
+        }
+    }
+}

@@ -1,0 +1,162 @@
+package dev.ptlab.core.walk;
+
+import dev.ptlab.core.arch.Geometry;
+import dev.ptlab.core.arch.Pte;
+import dev.ptlab.core.arch.Stage;
+import dev.ptlab.core.mem.Frames;
+import dev.ptlab.core.mem.PhysicalMemory;
+
+/**
+ * The visitor's view of the entry being visited. One context exists per walk and is updated in
+ * place as the walk moves (no allocation per entry). It is the only way a visitor reads or
+ * changes an entry, and it refuses to do so once its walk has ended.
+ *
+ * <p>Updates follow the walk's mode. In an exclusive walk {@link #trySet} is a single-copy-atomic
+ * store that always succeeds. In a {@link WalkFlags#SHARED} walk it is a compare-and-swap against
+ * {@link #old()}: the visitor that wins owns the change, a loser reports {@link Status#RACED}.
+ */
+public final class VisitContext {
+    final Geometry geometry;
+    final PhysicalMemory memory;
+    final int flags;
+    final boolean shared;
+    final long start;
+    final long end;
+    final boolean stage2;
+
+    long[] frame;
+    int index;
+    long tablePa;
+    int level;
+    long addr;
+    long old;
+    boolean active;
+
+    VisitContext(Geometry geometry, PhysicalMemory memory, int flags, long start, long end) {
+        this.geometry = geometry;
+        this.memory = memory;
+        this.flags = flags;
+        this.shared = (flags & WalkFlags.SHARED) != 0;
+        this.start = start;
+        this.end = end;
+        this.stage2 = geometry.stage() == Stage.STAGE2;
+    }
+
+    private void checkActive() {
+        if (!active) {
+            throw new IllegalStateException("visit context used after its walk ended (entry " + index + " of table 0x"
+                    + Long.toHexString(tablePa) + ")");
+        }
+    }
+
+    /** The entry's value read when it was visited (re-read after PRE/LEAF visits). */
+    public long old() { return old; }
+    public int level() { return level; }
+    /** Walk address when this entry was reached; not necessarily aligned to the entry's size. */
+    public long addr() { return addr; }
+    /** Page-aligned start of the whole walk. */
+    public long start() { return start; }
+    /** End (exclusive) of the whole walk. */
+    public long end() { return end; }
+    public int flags() { return flags; }
+    public boolean shared() { return shared; }
+    public Geometry geometry() { return geometry; }
+    public PhysicalMemory memory() { return memory; }
+
+    /** Bytes one entry at this level maps. */
+    public long granuleSize() {
+        return geometry.granule().levelSize(level);
+    }
+
+    /** First address the entry maps. */
+    public long entryBase() {
+        return addr & -granuleSize();
+    }
+
+    /** PA of the table frame holding this entry (the frame whose refcount the entry affects). */
+    public long tablePa() { return tablePa; }
+    /** Index of the entry in its table frame. */
+    public int index() { return index; }
+
+    /** True if {@link #old()} is a table descriptor at this level. */
+    public boolean isTable() {
+        return Pte.isTable(old, level);
+    }
+
+    /** The next-level table {@link #old()} points at (only meaningful for table entries). */
+    public long childTable() {
+        return geometry.outputAddress(old);
+    }
+
+    /** Whether {@code pte} holds a reference on its containing table in this kind of table. */
+    public boolean isCounted(long pte) {
+        return stage2 ? Pte.isCountedStage2(pte) : Pte.isCountedHyp(pte);
+    }
+
+    /** Reads the entry again (acquire in shared walks). Does not change {@link #old()}. */
+    public long read() {
+        checkActive();
+        return shared ? Frames.getAcquire(frame, index) : Frames.getPlain(frame, index);
+    }
+
+    /**
+     * Replaces the entry if it still holds {@link #old()} (always, in an exclusive walk). On
+     * success {@link #old()} becomes {@code value}.
+     */
+    public boolean trySet(long value) {
+        checkActive();
+        if (!shared) {
+            Frames.setPlain(frame, index, value);
+            old = value;
+            return true;
+        }
+        long witness = Frames.compareAndExchange(frame, index, old, value);
+        if (witness != old) {
+            return false;
+        }
+        old = value;
+        return true;
+    }
+
+    /**
+     * Publishes {@code value} with a store-release: everything written before (a new child
+     * table's contents, cache maintenance) is visible to any walker that reads the new entry.
+     * Used for the make half of break-before-make, on an entry this walker owns (LOCKED or, in an
+     * exclusive walk, any).
+     */
+    public void publish(long value) {
+        checkActive();
+        Frames.setRelease(frame, index, value);
+        old = value;
+    }
+
+    /** Takes a reference on the containing table frame. */
+    public void getRef() {
+        checkActive();
+        if (shared) memory.get(tablePa); else memory.getExclusive(tablePa);
+    }
+
+    /** Drops a reference on the containing table frame. */
+    public void putRef() {
+        checkActive();
+        if (shared) memory.put(tablePa); else memory.putExclusive(tablePa);
+    }
+
+    /** Reference count of a table frame (e.g. a child in a POST visit: 1 means empty). */
+    public int count(long framePa) {
+        checkActive();
+        return memory.count(framePa);
+    }
+
+    /** Drops a reference on another frame (a child table being released). */
+    public void put(long framePa) {
+        checkActive();
+        if (shared) memory.put(framePa); else memory.putExclusive(framePa);
+    }
+
+    @Override
+    public String toString() {
+        return "VisitContext[addr=0x" + Long.toHexString(addr) + ", level=" + level + ", old=0x" + Long.toHexString(old)
+                + ", table=0x" + Long.toHexString(tablePa) + "[" + index + "], flags=" + WalkFlags.toString(flags) + "]";
+    }
+}

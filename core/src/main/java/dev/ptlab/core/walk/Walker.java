@@ -1,0 +1,185 @@
+package dev.ptlab.core.walk;
+
+import dev.ptlab.core.Errno;
+import dev.ptlab.core.PageTableException;
+import dev.ptlab.core.arch.Geometry;
+import dev.ptlab.core.arch.Granule;
+import dev.ptlab.core.arch.Pte;
+import dev.ptlab.core.mem.Frames;
+import dev.ptlab.core.mem.PhysicalMemory;
+
+/**
+ * The one walker every table operation is built on.
+ *
+ * <p>Rules (SPEC.md, "Walker contract"):
+ * <ul>
+ *   <li>Invalid entries are leaves. LEAF visits leaves; TABLE_PRE and TABLE_POST visit table
+ *       entries before and after their subtree.</li>
+ *   <li>After a PRE or LEAF visit the entry is read again: a leaf the visitor turned into a table
+ *       is descended into; a table it turned into a block is not (its old subtree is detached).</li>
+ *   <li>The address advances only at leaves, to the end of the leaf's span. Descending does not
+ *       move it.</li>
+ *   <li>A POST visit sees the value observed before descending and the address at which the entry
+ *       was first reached.</li>
+ *   <li>The range is widened to whole pages at both ends: {@code [alignDown(addr), alignUp(addr +
+ *       size))}. (The kernel aligns the end from the rounded-down start and can miss the last page of
+ *       an unaligned range.)</li>
+ *   <li>Each non-OK status goes through the walk's {@link WalkPolicy}; RETRY is bounded.</li>
+ * </ul>
+ *
+ * <p>Allocation: one {@link VisitContext} per walk; nothing per visited entry.
+ */
+public final class Walker {
+    private Walker() {}
+
+    /**
+     * Walks {@code [addr, addr + size)} of the table rooted at {@code rootPa} (the first of
+     * {@code geometry.rootPages()} contiguous root frames).
+     *
+     * @return {@link Status#OK} if the walk covered the range, else the status that stopped it
+     * @throws PageTableException ERANGE if the range leaves the input-address space
+     */
+    public static Status walk(Geometry geometry, PhysicalMemory memory, long rootPa, long addr, long size,
+                              Visitor visitor, int flags, WalkPolicy policy) {
+        Granule g = geometry.granule();
+        if (size < 0) throw PageTableException.invalidArgument("size", size, "is negative");
+        long limit = geometry.iaLimit();
+        long last = addr + size;
+        if (addr < 0 || addr >= limit || last < addr || last > limit) {
+            throw new PageTableException(Errno.ERANGE, addr, PageTableException.NO_LEVEL,
+                    "range [0x" + Long.toHexString(addr) + ", 0x" + Long.toHexString(last) + ") is outside the "
+                            + geometry.iaBits() + "-bit input-address space (limit 0x" + Long.toHexString(limit) + ")");
+        }
+        if (size == 0) return Status.OK;
+        long start = addr & ~g.pageMask();
+        long end = (last + g.pageMask()) & ~g.pageMask();
+        VisitContext c = new VisitContext(geometry, memory, flags, start, end);
+        c.addr = start;
+        c.active = true;
+        try {
+            int level = geometry.startLevel();
+            long pageSize = g.pageSize();
+            while (c.addr < end) {
+                int page = geometry.rootPageIndex(c.addr);
+                Status s = walkTable(c, rootPa + page * pageSize, level, visitor, policy);
+                if (s != null) return s;
+            }
+            return Status.OK;
+        } finally {
+            c.active = false;
+        }
+    }
+
+    /**
+     * Walks a detached subtree: the table at {@code tablePa} is a level-{@code level} table
+     * covering {@code [base, base + levelSize(level - 1))}. Used to build (create-unlinked) and
+     * tear down (free-unlinked, destroy) trees that no hardware walker can reach.
+     */
+    public static Status walkSubtree(Geometry geometry, PhysicalMemory memory, long tablePa, int level, long base,
+                                     Visitor visitor, int flags, WalkPolicy policy) {
+        Granule g = geometry.granule();
+        Granule.checkLevel(level);
+        if (level == Granule.FIRST_LEVEL) throw PageTableException.invalidArgument("level", level, "has no parent entry");
+        long span = g.levelSize(level - 1);
+        if ((base & (span - 1)) != 0) {
+            throw PageTableException.invalidArgument("base", base, "is not aligned to the subtree span 0x" + Long.toHexString(span));
+        }
+        VisitContext c = new VisitContext(geometry, memory, flags, base, base + span);
+        c.addr = base;
+        c.active = true;
+        try {
+            Status s = walkTable(c, tablePa, level, visitor, policy);
+            return s == null ? Status.OK : s;
+        } finally {
+            c.active = false;
+        }
+    }
+
+    /** Returns null to go on, or the status that stops the walk. */
+    private static Status walkTable(VisitContext c, long tablePa, int level, Visitor visitor, WalkPolicy policy) {
+        long[] frame = c.memory.table(tablePa);
+        Granule g = c.geometry.granule();
+        int entries = frame.length;
+        int idx = g.index(c.addr, level);
+        long end = c.end;
+        for (; idx < entries && c.addr < end; idx++) {
+            Status s = visitEntry(c, frame, tablePa, idx, level, visitor, policy);
+            if (s != null) return s;
+        }
+        return null;
+    }
+
+    private static Status visitEntry(VisitContext c, long[] frame, long tablePa, int idx, int level,
+                                     Visitor visitor, WalkPolicy policy) {
+        final int flags = c.flags;
+        final boolean shared = c.shared;
+        final long entryAddr = c.addr;
+        int retries = 0;
+        for (;;) {
+            long old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
+            boolean table = Pte.isTable(old, level);
+            c.frame = frame;
+            c.index = idx;
+            c.tablePa = tablePa;
+            c.level = level;
+            c.addr = entryAddr;
+            c.old = old;
+            Status st = Status.OK;
+            boolean visited = false;
+            if (table) {
+                if ((flags & WalkFlags.TABLE_PRE) != 0) {
+                    st = visitor.visit(c, Visit.TABLE_PRE);
+                    visited = true;
+                }
+            } else if ((flags & WalkFlags.LEAF) != 0) {
+                st = visitor.visit(c, Visit.LEAF);
+                visited = true;
+            }
+            if (visited) {
+                // Re-read: a visitor may have turned a leaf into a table (descend into it) or a
+                // table into a block (skip the detached subtree).
+                old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
+                table = Pte.isTable(old, level);
+                c.old = old;
+                if (st != Status.OK) {
+                    WalkPolicy.Action a = policy.actionFor(st);
+                    if (a == WalkPolicy.Action.STOP) return st;
+                    if (a == WalkPolicy.Action.RETRY) {
+                        if (retries++ < policy.maxRetries()) continue;
+                        return st;
+                    }
+                }
+            }
+            if (!table) {
+                long span = c.geometry.granule().levelSize(level);
+                c.addr = (entryAddr & -span) + span;
+                return null;
+            }
+            Status s = walkTable(c, c.geometry.outputAddress(old), level + 1, visitor, policy);
+            if (s != null) return s;
+            if ((flags & WalkFlags.TABLE_POST) != 0) {
+                long next = c.addr;
+                c.frame = frame;
+                c.index = idx;
+                c.tablePa = tablePa;
+                c.level = level;
+                c.addr = entryAddr;
+                c.old = old;
+                st = visitor.visit(c, Visit.TABLE_POST);
+                c.addr = next;
+                if (st != Status.OK) {
+                    WalkPolicy.Action a = policy.actionFor(st);
+                    if (a == WalkPolicy.Action.STOP) return st;
+                    if (a == WalkPolicy.Action.RETRY) {
+                        if (retries++ < policy.maxRetries()) {
+                            c.addr = entryAddr;
+                            continue;
+                        }
+                        return st;
+                    }
+                }
+            }
+            return null;
+        }
+    }
+}
