@@ -9,7 +9,7 @@ package dev.ptlab.core.arch;
  */
 public enum Granule {
     /** 4 KiB pages, 512 entries per table, blocks at L1 (1 GiB) and L2 (2 MiB). */
-    G4K(12, 1, 2, 0b00, 0b00),
+    G4K(12, 1, 2, 0b00, 0b10),
     /** 16 KiB pages, 2048 entries per table, blocks at L2 (32 MiB) only. */
     G16K(14, 2, 3, 0b10, 0b01),
     /** 64 KiB pages, 8192 entries per table, blocks at L2 (512 MiB) only. */
@@ -103,7 +103,7 @@ public enum Granule {
         return tg0;
     }
 
-    /** TCR TG1 encoding (different from TG0's). */
+    /** TCR TG1 encoding (different from TG0's): 0b01 = 16K, 0b10 = 4K, 0b11 = 64K. */
     public int tg1() {
         return tg1;
     }
