@@ -57,7 +57,8 @@ public final class Prot {
         if (t.isEmpty()) {
             throw new IllegalArgumentException("prot: \"" + text + "\" is empty; expected e.g. r, rw, rx, rwx, rw+device, none");
         }
-        String[] parts = t.split("\\+");
+        // Limit -1 keeps trailing empty parts, so "rw+" or "rw+device+" is an error, not "rw".
+        String[] parts = t.split("\\+", -1);
         long bits = 0;
         String perms = parts[0];
         if (!perms.equals("none") && !perms.equals("-")) {
