@@ -36,7 +36,12 @@ public final class MemCache {
         if (count >= min) return;
         if (frames.length < min) frames = java.util.Arrays.copyOf(frames, Math.max(min, frames.length * 2));
         refills++;
-        while (count < min) frames[count++] = memory.allocate();
+        while (count < min) {
+            // Allocate before touching count: in "frames[count++] = allocate()" the index (and its
+            // increment) is evaluated first, so an ENOMEM would leave a phantom zero entry behind.
+            long pa = memory.allocate();
+            frames[count++] = pa;
+        }
     }
 
     /** Takes one zeroed frame (refcount 1). */
