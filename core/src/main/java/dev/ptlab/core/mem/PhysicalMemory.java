@@ -131,13 +131,16 @@ public final class PhysicalMemory {
         if (n <= 0 || n > 64) throw PageTableException.invalidArgument("n", n, "is outside 1..64");
         if (n == 1) return allocate();
         int start = -1;
-        int aligned = (bump + n - 1) / n * n;
+        // Alignment is of the physical address, not of the frame index: the first index whose PA
+        // is a multiple of n frames depends on where the range starts.
+        int first = (int) ((n - (base >>> shift) % n) % n);
+        int aligned = bump + Math.floorMod(first - bump, n);
         if (aligned + n <= frameCount) {
             for (int i = bump; i < aligned; i++) pushFree(i);
             bump = aligned + n;
             start = aligned;
         } else {
-            for (int s = 0; s + n <= bump && start < 0; s += n) {
+            for (int s = first; s + n <= bump && start < 0; s += n) {
                 boolean free = true;
                 for (int i = s; i < s + n && free; i++) free = state[i] != IN_USE && isOnFreeStack(i);
                 if (free) start = s;
