@@ -140,13 +140,15 @@ public final class PhysicalMemory {
             bump = aligned + n;
             start = aligned;
         } else {
-            for (int s = first; s + n <= bump && start < 0; s += n) {
+            // Reuse freed frames; a run may end in never-used frames at or above the bump pointer.
+            for (int s = first; s + n <= frameCount && s < bump && start < 0; s += n) {
                 boolean free = true;
-                for (int i = s; i < s + n && free; i++) free = state[i] != IN_USE && isOnFreeStack(i);
+                for (int i = s; i < s + n && free; i++) free = i >= bump || (state[i] != IN_USE && isOnFreeStack(i));
                 if (free) start = s;
             }
             if (start < 0) throw outOfMemory(n);
-            for (int i = start; i < start + n; i++) removeFromFreeStack(i);
+            for (int i = start; i < Math.min(start + n, bump); i++) removeFromFreeStack(i);
+            bump = Math.max(bump, start + n);
         }
         for (int i = start; i < start + n; i++) claim(i);
         return frameAddress(start);
