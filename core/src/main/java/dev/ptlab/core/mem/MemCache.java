@@ -32,7 +32,7 @@ public final class MemCache {
 
     /** Fills the cache up to {@code min} frames from physical memory. */
     public void topUp(int min) {
-        if (min < 0) throw PageTableException.invalidArgument("min", min, "is negative");
+        if (min < 0) throw PageTableException.invalidArgument("min", (Object) min, "is negative");
         if (count >= min) return;
         if (frames.length < min) frames = java.util.Arrays.copyOf(frames, Math.max(min, frames.length * 2));
         refills++;

@@ -128,7 +128,7 @@ public final class PhysicalMemory {
      * PA of the first.
      */
     public synchronized long allocateContiguous(int n) {
-        if (n <= 0 || n > 64) throw PageTableException.invalidArgument("n", n, "is outside 1..64");
+        if (n <= 0 || n > 64) throw PageTableException.invalidArgument("n", (Object) n, "is outside 1..64");
         if (n == 1) return allocate();
         int start = -1;
         // Alignment is of the physical address, not of the frame index: the first index whose PA
