@@ -62,9 +62,15 @@ public final class Geometry {
         return new Geometry(Stage.STAGE2, g, ipaBits, start, (int) pages, fmt);
     }
 
-    /** Stage-2 geometry with the default output format: PA48, or LPA2 for a 52-bit IPA. */
+    /** PA48 up to 48 input bits; above, LPA2 with 4K/16K and PA52_64K (FEAT_LPA) with 64K. */
+    public static OutputAddressFormat defaultFormat(Granule g, int inputBits) {
+        if (inputBits <= 48) return OutputAddressFormat.PA48;
+        return g == Granule.G64K ? OutputAddressFormat.PA52_64K : OutputAddressFormat.LPA2;
+    }
+
+    /** Stage-2 geometry with the {@linkplain #defaultFormat default output format}. */
     public static Geometry stage2(Granule g, int ipaBits) {
-        return stage2(g, ipaBits, ipaBits > 48 ? OutputAddressFormat.LPA2 : OutputAddressFormat.PA48);
+        return stage2(g, ipaBits, defaultFormat(g, ipaBits));
     }
 
     /** EL2 stage-1 geometry for a VA size; the root is always a single table. */
@@ -88,7 +94,7 @@ public final class Geometry {
     }
 
     public static Geometry hyp(Granule g, int vaBits) {
-        return hyp(g, vaBits, vaBits > 48 ? OutputAddressFormat.LPA2 : OutputAddressFormat.PA48);
+        return hyp(g, vaBits, defaultFormat(g, vaBits));
     }
 
     public Stage stage() { return stage; }

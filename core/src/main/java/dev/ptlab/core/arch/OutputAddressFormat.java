@@ -7,7 +7,7 @@ package dev.ptlab.core.arch;
  *   <li>{@link #PA48}: OA[47:granule shift] in place; 48-bit physical addresses.</li>
  *   <li>{@link #PA52_64K} (FEAT_LPA, 64K granule only): OA[47:16] in place, OA[51:48] in
  *       descriptor bits [15:12].</li>
- *   <li>{@link #LPA2} (FEAT_LPA2, any granule): OA[49:granule shift] in place, OA[51:50] in
+ *   <li>{@link #LPA2} (FEAT_LPA2, 4K and 16K granules): OA[49:granule shift] in place, OA[51:50] in
  *       descriptor bits [9:8]. Those bits were the shareability field, so leaves carry no SH
  *       field and shareability comes from VTCR/TCR.</li>
  * </ul>
@@ -47,6 +47,11 @@ public enum OutputAddressFormat {
     public void checkGranule(Granule g) {
         if (this == PA52_64K && g != Granule.G64K) {
             throw new IllegalArgumentException("oa-format: PA52_64K needs the 64k granule, not " + g.label());
+        }
+        if (this == LPA2 && g == Granule.G64K) {
+            // FEAT_LPA2 (TCR/VTCR.DS) exists for the 4K and 16K granules only; a 52-bit OA with
+            // 64K pages is FEAT_LPA, which keeps PA[51:48] in bits [15:12].
+            throw new IllegalArgumentException("oa-format: LPA2 needs the 4k or 16k granule, not 64k (use PA52_64K)");
         }
     }
 

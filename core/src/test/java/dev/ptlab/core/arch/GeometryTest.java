@@ -61,7 +61,8 @@ class GeometryTest {
         for (Granule g : Granule.values()) {
             assertThat(Geometry.stage2(g, 40).oaFormat()).isEqualTo(OutputAddressFormat.PA48);
             assertThat(Geometry.stage2(g, 48).oaFormat()).isEqualTo(OutputAddressFormat.PA48);
-            assertThat(Geometry.stage2(g, 52).oaFormat()).isEqualTo(OutputAddressFormat.LPA2);
+            assertThat(Geometry.stage2(g, 52).oaFormat())
+                    .isEqualTo(g == Granule.G64K ? OutputAddressFormat.PA52_64K : OutputAddressFormat.LPA2);
             assertThat(Geometry.stage2(g, 48).paBits()).isEqualTo(48);
             assertThat(Geometry.stage2(g, 52).paBits()).isEqualTo(52);
         }

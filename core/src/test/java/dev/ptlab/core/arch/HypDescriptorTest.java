@@ -87,7 +87,7 @@ class HypDescriptorTest {
         }
         SplittableRandom rnd = new SplittableRandom(11);
         for (Granule g : Granule.values()) {
-            for (Geometry geo : List.of(Geometry.hyp(g, 48), Geometry.hyp(g, 52, OutputAddressFormat.LPA2))) {
+            for (Geometry geo : List.of(Geometry.hyp(g, 48), Geometry.hyp(g, 52))) {
                 for (Prot p : prots) {
                     for (int level = g.minBlockLevel(); level <= 3; level++) {
                         long pa = rnd.nextLong(1L << geo.paBits()) & -g.levelSize(level);
