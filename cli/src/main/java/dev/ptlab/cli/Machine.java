@@ -97,6 +97,7 @@ final class Machine {
                     return addrName() + ", SIZE and PA aligned" + gran + " and a prot the " + TableDump.kind(g) + " table accepts";
                 }
                 if (c instanceof Step.Unmap) return addrName() + " and SIZE aligned" + gran;
+                if (c instanceof Step.Table) return "mem-base= and mem-size= aligned" + gran;
                 return "valid arguments";
             case ERANGE:
                 return "a range inside the " + g.iaBits() + "-bit " + addrName() + " space [0, " + Numbers.hex(g.iaLimit()) + ")";
@@ -197,46 +198,55 @@ final class Machine {
     }
 
     /**
-     * Tops the memory cache up to the most table frames this map can need: at each level, one
-     * table per entry the range touches that cannot hold a leaf (every entry where IPA and PA are
-     * not congruent modulo the entry size, else only the partial entries at the two ends). Capped
-     * by the free frames, so a map that cannot fit fails inside the library with ENOMEM.
+     * Tops the memory cache up to {@link #tableBound} for this map, capped by the free frames, so
+     * a map that cannot fit fails inside the library with ENOMEM.
      */
     private void topUp(Step.Map m) {
         Geometry g = spec.geometry();
         long end = m.addr() + m.size();
         if (end < m.addr() || end > g.iaLimit() || m.size() <= 0) return; // the library reports it
+        long free = memory.frameCount() - memory.framesInUse() + cache.size();
+        cache.topUp((int) Math.min(Math.min(tableBound(g, m.addr(), m.size(), m.pa()), free), Integer.MAX_VALUE - 8));
+    }
+
+    /**
+     * The most table frames mapping {@code [ipa, ipa + size)} to {@code pa} can install: at each
+     * level, one table per entry the range touches that cannot hold a leaf. That is every entry
+     * where IPA and PA are not congruent modulo the entry size; where they are, only the partial
+     * entries at the two ends of each piece of the range still being split (at most two pieces).
+     */
+    static long tableBound(Geometry g, long ipa, long size, long pa) {
         long need = 0;
-        long[] starts = {m.addr(), 0};
-        long[] ends = {end, 0};
+        long[] starts = {ipa};
+        long[] ends = {ipa + size};
         int n = 1;
         for (int level = g.startLevel(); level < Granule.LAST_LEVEL; level++) {
-            long span = g.granule().levelSize(level);
-            boolean fits = g.leafAllowed(level) && ((m.addr() ^ m.pa()) & (span - 1)) == 0;
-            long[] ns = new long[2];
-            long[] ne = new long[2];
-            int nn = 0;
+            int shift = g.granule().levelShift(level);
+            long span = 1L << shift;
+            boolean fits = g.leafAllowed(level) && ((ipa ^ pa) & (span - 1)) == 0;
+            long[] nextStarts = new long[2 * n];
+            long[] nextEnds = new long[2 * n];
+            int kept = 0;
             for (int i = 0; i < n; i++) {
                 long s = starts[i], e = ends[i];
                 long up = (s + span - 1) & -span;
                 long down = e & -span;
                 if (!fits || up >= down) {
-                    need += ((e - 1) >>> g.granule().levelShift(level)) - (s >>> g.granule().levelShift(level)) + 1;
-                    if (nn < 2) {
-                        ns[nn] = s;
-                        ne[nn++] = e;
-                    }
+                    // No entry of this piece holds a leaf: each one it touches gets a table.
+                    need += ((e - 1) >>> shift) - (s >>> shift) + 1;
+                    nextStarts[kept] = s;
+                    nextEnds[kept++] = e;
                 } else {
-                    if (s < up) { need++; ns[nn] = s; ne[nn++] = up; }
-                    if (down < e) { need++; ns[nn] = down; ne[nn++] = e; }
+                    // Whole entries become blocks; only the partial head and tail entries need tables.
+                    if (s < up) { need++; nextStarts[kept] = s; nextEnds[kept++] = up; }
+                    if (down < e) { need++; nextStarts[kept] = down; nextEnds[kept++] = e; }
                 }
             }
-            starts = ns;
-            ends = ne;
-            n = nn;
+            starts = nextStarts;
+            ends = nextEnds;
+            n = kept;
         }
-        long free = memory.frameCount() - memory.framesInUse() + cache.size();
-        cache.topUp((int) Math.min(Math.min(need, free), Integer.MAX_VALUE - 8));
+        return need;
     }
 
     /** "512 x 4K pages" or "1 x 1G block, 511 x 2M blocks": the valid leaves now in the range. */

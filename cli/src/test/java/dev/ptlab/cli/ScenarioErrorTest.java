@@ -116,6 +116,12 @@ class ScenarioErrorTest {
         assertThat(error("stage2 mem-size=16K", "map 0 1G 0x1000 rw"))
                 .isEqualTo(":2: map failed: at 0x200000 level 2: a table is needed and the memory cache is empty (ENOMEM); "
                         + "expected the tables to fit in table memory (raise mem-size= on the table line)");
+        assertThat(error("stage2 granule=64k mem-base=0x1000"))
+                .isEqualTo(":1: stage2 failed: base: 0x1000 is not a non-negative multiple of the 64k granule (EINVAL); "
+                        + "expected mem-base= and mem-size= aligned to the 64k granule");
+        assertThat(error("stage2 mem-size=4K"))
+                .startsWith(":1: stage2 failed: physical memory [0x1000000000, 0x1000001000) has no 2 contiguous free frames")
+                .endsWith("(ENOMEM); expected the tables to fit in table memory (raise mem-size= on the table line)");
         assertThat(error("hyp", "map 0 2M 0 r", "map 0x1000 4K 0x5000 r"))
                 .startsWith(":3: map failed: at 0x1000 level 2: hyp map would replace the live mapping")
                 .endsWith("(EEXIST); expected no live mapping in the way (hyp map never replaces one: unmap it first)");
