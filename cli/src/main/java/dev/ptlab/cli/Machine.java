@@ -61,9 +61,7 @@ final class Machine {
         this.err = err;
     }
 
-    int passed() { return passed; }
     int failed() { return failed; }
-    PageTable table() { return table; }
 
     void run(List<Step> script) throws ScenarioException {
         for (Step c : script) {
@@ -118,7 +116,7 @@ final class Machine {
         if (out != null) out.println(s);
     }
 
-    private void execute(Step c) throws ScenarioException {
+    private void execute(Step c) {
         if (c instanceof Step.Table) {
             create((Step.Table) c);
         } else if (c instanceof Step.Map) {
