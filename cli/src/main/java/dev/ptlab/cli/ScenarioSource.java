@@ -1,0 +1,46 @@
+package dev.ptlab.cli;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.List;
+
+/** Where a scenario comes from: a file, standard input ({@code -}), or the built-in default. */
+final class ScenarioSource {
+    /** Name of the built-in scenario in messages, and its resource next to this class. */
+    static final String DEFAULT_NAME = "default.scenario";
+
+    private ScenarioSource() {}
+
+    /** Reads and parses the scenario at {@code path}; null means the built-in default. */
+    static List<Step> load(String path, InputStream stdin) throws ScenarioException {
+        return ScenarioParser.parse(name(path), read(path, stdin));
+    }
+
+    static String name(String path) {
+        return path == null ? DEFAULT_NAME : path.equals("-") ? "<stdin>" : path;
+    }
+
+    static String read(String path, InputStream stdin) throws ScenarioException {
+        try {
+            if (path == null) return defaultScenario();
+            if (path.equals("-")) return new String(stdin.readAllBytes(), StandardCharsets.UTF_8);
+            return Files.readString(Path.of(path), StandardCharsets.UTF_8);
+        } catch (NoSuchFileException e) {
+            throw new ScenarioException(path + ": no such file; expected a readable scenario file", e);
+        } catch (IOException | java.io.UncheckedIOException e) {
+            throw new ScenarioException(path + ": cannot read (" + e + "); expected a readable UTF-8 scenario file", e);
+        }
+    }
+
+    /** The text of the built-in scenario. */
+    static String defaultScenario() throws IOException {
+        try (InputStream in = ScenarioSource.class.getResourceAsStream(DEFAULT_NAME)) {
+            if (in == null) throw new IOException("resource " + DEFAULT_NAME + " is missing from the jar");
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+    }
+}

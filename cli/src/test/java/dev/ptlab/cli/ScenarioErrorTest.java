@@ -1,0 +1,149 @@
+package dev.ptlab.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Every scenario error is one line {@code file:line: what is wrong; expected what}, exit code 2. */
+class ScenarioErrorTest {
+    @TempDir
+    Path dir;
+
+    private String error(String... lines) throws Exception {
+        String f = Cli.scenario(dir, "s.txt", lines);
+        Cli.Result r = Cli.run("run", f);
+        assertThat(r.exit()).as(r.toString()).isEqualTo(2);
+        assertThat(r.err()).startsWith(f + ":").endsWith("\n");
+        assertThat(r.err().split("\n")).hasSize(1);
+        return r.err().substring(f.length()).trim();
+    }
+
+    @Test
+    void unknownCommand() throws Exception {
+        assertThat(error("stage2", "# a comment", "mpa 0x40000000 4K 0x80000000 rw"))
+                .isEqualTo(":3: unknown command \"mpa\"; expected one of stage2, hyp, map, unmap, translate, expect, leaf, dump");
+    }
+
+    @Test
+    void badNumber() throws Exception {
+        assertThat(error("stage2", "map 0x4g000000 4K 0x80000000 rw"))
+                .isEqualTo(":2: IPA \"0x4g000000\" is not a number; expected decimal digits or 0x followed by hex digits");
+        assertThat(error("stage2", "translate 12ab"))
+                .isEqualTo(":2: ADDR \"12ab\" is not a number; expected decimal digits or 0x followed by hex digits");
+        assertThat(error("stage2", "map 0 4K 0x1_0000_0000_0000_0000 rw"))
+                .isEqualTo(":2: PA \"0x1_0000_0000_0000_0000\" is too large; expected a value below 2^63");
+    }
+
+    @Test
+    void missingArguments() throws Exception {
+        assertThat(error("stage2", "map 0x40000000 4K"))
+                .isEqualTo(":2: map is missing PA and PROT; expected map IPA SIZE PA PROT");
+        assertThat(error("hyp", "unmap 0x40000000"))
+                .isEqualTo(":2: unmap is missing SIZE; expected unmap VA SIZE");
+        assertThat(error("stage2", "expect 0x1000 read"))
+                .isEqualTo(":2: expect is missing \"-> PA\" or \"fault TYPE LEVEL\"; expected expect ADDR [read|write|exec] -> PA, "
+                        + "or expect ADDR [read|write|exec] fault TYPE LEVEL");
+        assertThat(error("stage2", "expect 0x1000 fault translation"))
+                .isEqualTo(":2: expect is missing LEVEL after \"fault\"; expected expect ADDR [read|write|exec] -> PA, "
+                        + "or expect ADDR [read|write|exec] fault TYPE LEVEL");
+        assertThat(error("stage2", "map 0 4K 0 rw extra"))
+                .isEqualTo(":2: map has an extra argument \"extra\"; expected map IPA SIZE PA PROT");
+    }
+
+    @Test
+    void badSizeSuffix() throws Exception {
+        assertThat(error("stage2", "map 0x40000000 4X 0x80000000 rw"))
+                .isEqualTo(":2: SIZE \"4X\" has an unknown suffix \"X\"; expected a number with an optional K, M, G or T suffix "
+                        + "(e.g. 4K, 2M, 1G, 0x3000)");
+        assertThat(error("stage2", "unmap 0x40000000 2MB"))
+                .isEqualTo(":2: SIZE \"2MB\" has an unknown suffix \"MB\"; expected a number with an optional K, M, G or T suffix "
+                        + "(e.g. 4K, 2M, 1G, 0x3000)");
+    }
+
+    @Test
+    void badProt() throws Exception {
+        assertThat(error("stage2", "map 0x40000000 4K 0x80000000 rz"))
+                .isEqualTo(":2: prot: \"rz\" has unknown permission 'z'; expected letters r, w, x (or px, ux), or none");
+        // A prot that parses but the table refuses: the library's EINVAL, at run time.
+        assertThat(error("stage2", "map 0x40000000 4K 0x80000000 rwx+device"))
+                .isEqualTo(":2: map failed: prot: rwx+device is invalid for stage-2: device memory cannot be executable (EINVAL); "
+                        + "expected IPA, SIZE and PA aligned to the 4k granule and a prot the stage-2 table accepts");
+    }
+
+    @Test
+    void operationBeforeTable() throws Exception {
+        assertThat(error("# no table yet", "map 0x40000000 4K 0x80000000 rw"))
+                .isEqualTo(":2: map before any table line; expected a \"stage2 ...\" or \"hyp ...\" line first");
+    }
+
+    @Test
+    void unalignedMapArgumentReportedByTheLibrary() throws Exception {
+        assertThat(error("stage2 granule=4k ipa-bits=40", "map 0x40000000 4K 0x80000800 rw"))
+                .isEqualTo(":2: map failed: pa: 0x80000800 is not aligned to the 4k granule (EINVAL); "
+                        + "expected IPA, SIZE and PA aligned to the 4k granule and a prot the stage-2 table accepts");
+        assertThat(error("stage2", "map 0x40000000 0x1800 0x80000000 rw"))
+                .isEqualTo(":2: map failed: size: 0x1800 is not aligned to the 4k granule (EINVAL); "
+                        + "expected IPA, SIZE and PA aligned to the 4k granule and a prot the stage-2 table accepts");
+    }
+
+    @Test
+    void duplicateTableLine() throws Exception {
+        assertThat(error("stage2 granule=4k ipa-bits=40", "map 0 4K 0 rw", "hyp granule=4k va-bits=48"))
+                .isEqualTo(":3: a second table line (the stage2 table is already defined at line 1); expected one table per scenario");
+    }
+
+    @Test
+    void otherErrors() throws Exception {
+        assertThat(error("stage2 granule=8k"))
+                .isEqualTo(":1: granule \"8k\" is not a granule; expected granule=4k, 16k or 64k");
+        assertThat(error("stage2 ipa-bits=60"))
+                .isEqualTo(":1: ipa-bits: 60 is outside 32..52; expected ipa-bits=32..52 that the granule can reach");
+        assertThat(error("hyp vmid=2"))
+                .isEqualTo(":1: unknown hyp option \"vmid=2\"; expected granule=4k|16k|64k, va-bits=N, mem-base=ADDR, "
+                        + "mem-size=SIZE, checking");
+        assertThat(error("stage2 fwb fwb"))
+                .isEqualTo(":1: stage2 option fwb is given twice; expected each option at most once");
+        assertThat(error("stage2", "expect 0x1000 fault bogus 3"))
+                .isEqualTo(":2: fault type \"bogus\" is unknown; expected one of translation, access-flag, permission, address-size");
+        assertThat(error("stage2", "translate 0x1000 fetch"))
+                .isEqualTo(":2: access \"fetch\" is not one of read, write, exec; expected read, write or exec");
+        assertThat(error("stage2", "map 0xfffffff000 8K 0 rw"))
+                .isEqualTo(":2: map failed: at 0xfffffff000: range [0xfffffff000, 0x10000001000) is outside the 40-bit "
+                        + "input-address space (limit 0x10000000000) (ERANGE); expected a range inside the 40-bit IPA space "
+                        + "[0, 0x10000000000)");
+        assertThat(error("stage2 mem-size=16K", "map 0 1G 0x1000 rw"))
+                .isEqualTo(":2: map failed: at 0x200000 level 2: a table is needed and the memory cache is empty (ENOMEM); "
+                        + "expected the tables to fit in table memory (raise mem-size= on the table line)");
+        assertThat(error("stage2 granule=64k mem-base=0x1000"))
+                .isEqualTo(":1: stage2 failed: base: 0x1000 is not a non-negative multiple of the 64k granule (EINVAL); "
+                        + "expected mem-base= and mem-size= aligned to the 64k granule");
+        assertThat(error("stage2 mem-size=4K"))
+                .startsWith(":1: stage2 failed: physical memory [0x1000000000, 0x1000001000) has no 2 contiguous free frames")
+                .endsWith("(ENOMEM); expected the tables to fit in table memory (raise mem-size= on the table line)");
+        assertThat(error("hyp", "map 0 2M 0 r", "map 0x1000 4K 0x5000 r"))
+                .startsWith(":3: map failed: at 0x1000 level 2: hyp map would replace the live mapping")
+                .endsWith("(EEXIST); expected no live mapping in the way (hyp map never replaces one: unmap it first)");
+    }
+
+    @Test
+    void syntaxErrorsStopBeforeAnythingRuns() throws Exception {
+        String f = Cli.scenario(dir, "late.txt", "stage2", "map 0 4K 0 rw", "dump", "frobnicate");
+        Cli.Result r = Cli.run("run", f);
+        assertThat(r.exit()).isEqualTo(2);
+        assertThat(r.out()).isEmpty();
+        assertThat(r.err()).startsWith(f + ":4: unknown command \"frobnicate\"");
+    }
+
+    @Test
+    void missingFileAndEmptyScenario() throws Exception {
+        Cli.Result r = Cli.run("run", dir.resolve("nope.txt").toString());
+        assertThat(r.exit()).isEqualTo(2);
+        assertThat(r.err()).isEqualTo(dir.resolve("nope.txt") + ": no such file; expected a readable scenario file\n");
+        String f = Cli.scenario(dir, "empty.txt", "# nothing but a comment", "");
+        r = Cli.run("run", f);
+        assertThat(r.exit()).isEqualTo(2);
+        assertThat(r.err()).isEqualTo(f + ": no table line; expected a \"stage2 ...\" or \"hyp ...\" line\n");
+    }
+}
