@@ -61,8 +61,17 @@ public final class Fixture {
     }
 
     public Status map(long ipa, long size, long pa, Prot prot, int flags) {
-        cache.topUp(16);
+        topUpFor(size);
         return table.map(ipa, size, pa, prot, cache, flags);
+    }
+
+    /** Tops the cache up to the worst case for a range: a new table under every entry it overlaps, at each level. */
+    public void topUpFor(long size) {
+        long need = 0;
+        for (int level = table.geometry().startLevel(); level < 3; level++) {
+            need += size / table.geometry().granule().levelSize(level) + 2;
+        }
+        cache.topUp((int) need);
     }
 
     /** Translates for a read; returns the PA, failing the test on a fault. */
