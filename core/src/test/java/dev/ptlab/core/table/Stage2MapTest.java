@@ -110,9 +110,12 @@ class Stage2MapTest {
             // PA congruent to the IPA modulo a page, a block, or the largest block
             long modulus = new long[] {page, block, g == Granule.G4K ? G1 : block}[rnd.nextInt(3)];
             long pa = 0x100L * G1 + rnd.nextLong((1L << 44) / modulus) * modulus + (ipa % modulus);
-            if (rnd.nextBoolean() && modulus > page) pa += page * (1 + rnd.nextLong(modulus / page - 1));
             long size = page * (1 + rnd.nextLong(4 * block / page));
-            if (g == Granule.G4K && modulus == G1 && rnd.nextBoolean()) size += G1;
+            if (g == Granule.G4K && modulus == G1 && rnd.nextBoolean()) {
+                size += G1; // 1G blocks possible: keep the PA congruent modulo 1G
+            } else if (rnd.nextBoolean() && modulus > page) {
+                pa += page * (1 + rnd.nextLong(modulus / page - 1)); // congruent modulo a smaller size only
+            }
             f.map(ipa, size, pa, Prot.RWX);
             assertThat(actual(f, ipa, size)).as("seed %d: ipa 0x%x size 0x%x pa 0x%x", seed, ipa, size, pa)
                     .containsExactlyElementsOf(greedy(g, ipa, size, pa));
