@@ -272,4 +272,38 @@ class MmuTest {
         h.destroy();
         assertThat(mem.framesInUse()).isZero();
     }
+
+    @Test
+    void reservedLevel3EncodingAndBlocksWhereTheLevelHasNoneAreTranslationFaults() {
+        // 4K/48: start level 0, where a block descriptor is not allowed (no LPA2)
+        Fixture f = new Fixture(Granule.G4K, 48, 0);
+        assertThat(f.table.geometry().startLevel()).isZero();
+        f.map(0, K4, 0x8000_0000L, Prot.RW);
+        long l3page = f.table.getLeaf(0).pte();
+        // rewrite the page as 0b01 (valid, TYPE=0): reserved at level 3
+        setEntry(f.table, 0, 3, l3page & ~2L);
+        assertThat(t(f.mmu, 0x10, Access.READ)).isEqualTo(fault(FaultType.TRANSLATION, 3));
+        setEntry(f.table, 0, 3, l3page);
+        assertThat(t(f.mmu, 0x10, Access.READ)).isEqualTo(pa(0x8000_0010L));
+        // a block descriptor at level 0 (512G): translation fault at level 0
+        long block = Stage2Descriptor.leaf(f.table.geometry(), 0, Stage2Descriptor.attributes(Prot.RW, false,
+                f.table.geometry().oaFormat()), 0);
+        setEntry(f.table, 1L << 39, 0, block);
+        assertThat(t(f.mmu, (1L << 39) + 0x10, Access.READ)).isEqualTo(fault(FaultType.TRANSLATION, 0));
+        setEntry(f.table, 1L << 39, 0, 0);
+        f.destroyAndCheck();
+    }
+
+    /** Sets the entry at {@code level} translating {@code addr}, keeping the containing frame's refcount exact. */
+    static void setEntry(PageTable t, long addr, int level, long value) {
+        t.walk(addr, 1, (ctx, v) -> {
+            if (ctx.level() == level) {
+                boolean was = ctx.isCounted(ctx.old()), will = ctx.isCounted(value);
+                if (will && !was) ctx.getRef();
+                if (was && !will) ctx.putRef();
+                ctx.trySet(value);
+            }
+            return Status.OK;
+        }, WalkFlags.LEAF | WalkFlags.TABLE_PRE, WalkPolicy.RANGE);
+    }
 }
