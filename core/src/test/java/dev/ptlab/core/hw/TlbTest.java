@@ -205,4 +205,44 @@ class TlbTest {
             }
         }
     }
+
+    /**
+     * One thread replaces a page's mapping again and again (BBM with TLBI each time) and publishes
+     * how many replacements completed; another translates the page in a loop. A translation that
+     * starts after replacement v completed must never return a PA older than v: that would be a
+     * TLB entry filled from a descriptor read before the invalidation (the fill must be dropped).
+     */
+    @Test
+    void concurrentReplacementsNeverLeaveAStaleTlbEntryBehind() throws Exception {
+        Fixture f = new Fixture(Granule.G4K, 40, 0);
+        long ipa = 0x4000_0000L, base = 0x8000_0000L;
+        int rounds = 200_000;
+        f.map(ipa, K4, base, Prot.RW); // version 0
+        java.util.concurrent.atomic.AtomicInteger done = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicReference<String> problem = new java.util.concurrent.atomic.AtomicReference<>();
+        Thread cpu = new Thread(() -> {
+            Mmu mmu = f.mmu; // owned by this thread from now on
+            while (done.get() < rounds && problem.get() == null) {
+                int before = done.get();
+                long r = mmu.translate(ipa, Access.READ);
+                if (Translation.isFault(r)) continue; // transient: the entry is LOCKED during BBM
+                long version = (r - base) / K4;
+                if (version < before) {
+                    problem.set("translation gave version " + version + " after version " + before + " completed (TLB hit "
+                            + mmu.lastTlbHit() + ")");
+                }
+            }
+        });
+        cpu.start();
+        for (int v = 1; v <= rounds && problem.get() == null; v++) {
+            f.cache.topUp(4);
+            f.table.map(ipa, K4, base + v * K4, Prot.RW, f.cache, 0);
+            done.set(v);
+        }
+        cpu.join(30_000);
+        assertThat(cpu.isAlive()).isFalse();
+        assertThat(problem.get()).isNull();
+        assertThat(f.tlbs.ipaFlushes()).isEqualTo(rounds);
+        f.destroyAndCheck();
+    }
 }
