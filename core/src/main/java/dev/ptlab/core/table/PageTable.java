@@ -79,6 +79,11 @@ public abstract class PageTable {
     /** Whether {@code pte} holds a reference on its table in this kind of table. */
     protected abstract boolean counted(long pte);
 
+    /** Whether {@code pte} holds a reference on its containing table frame in this kind of table. */
+    public final boolean isCounted(long pte) {
+        return counted(pte);
+    }
+
     /**
      * Teardown visitor: every counted leaf drops its reference on its table; a table whose count
      * is back to 1 (only its allocation reference) is unlinked and freed on the way up.
@@ -170,28 +175,12 @@ public abstract class PageTable {
         }
     }
 
-    /** Checking aid: verifies every table frame's count equals 1 + its counted entries. Throws on the first mismatch. */
+    /**
+     * Checking aid: every reachable table frame is live and its count equals 1 + its counted
+     * entries. Throws {@link dev.ptlab.core.check.InvariantViolation} on the first mismatch.
+     */
     public void checkRefcounts() {
         checkLive();
-        long page = geometry.granule().pageSize();
-        for (int i = 0; i < geometry.rootPages(); i++) {
-            checkFrame(rootPa + i * page, geometry.startLevel());
-        }
-    }
-
-    private void checkFrame(long framePa, int level) {
-        long[] f = memory.table(framePa);
-        int counted = 0;
-        for (long pte : f) {
-            if (counted(pte)) counted++;
-        }
-        int c = memory.count(framePa);
-        if (c != 1 + counted) {
-            throw new IllegalStateException("table frame 0x" + Long.toHexString(framePa) + " (level " + level + ") has refcount "
-                    + c + " but " + counted + " counted entries (expected " + (1 + counted) + ")");
-        }
-        for (long pte : f) {
-            if (Pte.isTable(pte, level)) checkFrame(geometry.outputAddress(pte), level + 1);
-        }
+        dev.ptlab.core.check.InvariantChecker.check(this);
     }
 }

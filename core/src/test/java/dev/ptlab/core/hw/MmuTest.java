@@ -221,7 +221,6 @@ class MmuTest {
         Object[][] cases = {
                 {Granule.G4K, OutputAddressFormat.LPA2, 0, 16},
                 {Granule.G16K, OutputAddressFormat.LPA2, 0, 1},
-                {Granule.G64K, OutputAddressFormat.LPA2, 1, 1},
                 {Granule.G64K, OutputAddressFormat.PA52_64K, 1, 1},
         };
         for (Object[] c : cases) {
