@@ -1,6 +1,7 @@
 package dev.ptlab.core.walk;
 
 import dev.ptlab.core.arch.Geometry;
+import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.arch.Stage;
 import dev.ptlab.core.mem.Frames;
@@ -16,6 +17,19 @@ import dev.ptlab.core.mem.PhysicalMemory;
  * {@link #old()}: the visitor that wins owns the change, a loser reports {@link Status#RACED}.
  */
 public final class VisitContext {
+    /** Per granule (by ordinal), {@code levelShift(level)} at index {@code level + 1}, levels -1..3. */
+    private static final int[][] SHIFTS = new int[Granule.values().length][];
+
+    static {
+        for (Granule g : Granule.values()) {
+            int[] s = new int[Granule.LAST_LEVEL - Granule.FIRST_LEVEL + 1];
+            for (int level = Granule.FIRST_LEVEL; level <= Granule.LAST_LEVEL; level++) {
+                s[level - Granule.FIRST_LEVEL] = g.levelShift(level);
+            }
+            SHIFTS[g.ordinal()] = s;
+        }
+    }
+
     final Geometry geometry;
     final PhysicalMemory memory;
     final int flags;
@@ -23,11 +37,15 @@ public final class VisitContext {
     final long start;
     final long end;
     final boolean stage2;
+    /** The geometry's level shifts, indexed by {@code level + 1} (shared, never written). */
+    final int[] shifts;
 
     long[] frame;
     int index;
     long tablePa;
     int level;
+    /** Bytes one entry at {@link #level} maps; kept in step with {@link #level} by the walker. */
+    long span;
     long addr;
     long old;
     boolean active;
@@ -40,6 +58,15 @@ public final class VisitContext {
         this.start = start;
         this.end = end;
         this.stage2 = geometry.stage() == Stage.STAGE2;
+        this.shifts = SHIFTS[geometry.granule().ordinal()];
+    }
+
+    /** Points the context at a table the walker is about to visit entries of. */
+    void enterTable(long[] frame, long tablePa, int level, long span) {
+        this.frame = frame;
+        this.tablePa = tablePa;
+        this.level = level;
+        this.span = span;
     }
 
     private void checkActive() {
@@ -65,12 +92,12 @@ public final class VisitContext {
 
     /** Bytes one entry at this level maps. */
     public long granuleSize() {
-        return geometry.granule().levelSize(level);
+        return span;
     }
 
     /** First address the entry maps. */
     public long entryBase() {
-        return addr & -granuleSize();
+        return addr & -span;
     }
 
     /** PA of the table frame holding this entry (the frame whose refcount the entry affects). */
