@@ -12,10 +12,10 @@ import dev.ptlab.core.hw.TlbMaintenance;
 import dev.ptlab.core.mem.CacheMaintenance;
 import dev.ptlab.core.mem.MemCache;
 import dev.ptlab.core.mem.PhysicalMemory;
+import dev.ptlab.core.walk.LeafRunVisitor;
 import dev.ptlab.core.walk.Status;
 import dev.ptlab.core.walk.Visit;
 import dev.ptlab.core.walk.VisitContext;
-import dev.ptlab.core.walk.Visitor;
 import dev.ptlab.core.walk.WalkFlags;
 import dev.ptlab.core.walk.WalkPolicy;
 
@@ -126,7 +126,7 @@ public final class Stage2PageTable extends PageTable {
     }
 
     /** Places leaves for one map call. Counts locally; {@link #flushCounts} adds them once. */
-    final class MapVisitor implements Visitor {
+    final class MapVisitor implements LeafRunVisitor {
         final long basePa;
         final long attr;
         final MemCache cache;
@@ -181,6 +181,12 @@ public final class Stage2PageTable extends PageTable {
                 return Status.OK;
             }
             if (!breakForMap(ctx)) return Status.RACED;
+            installLeaf(ctx, pte);
+            return Status.OK;
+        }
+
+        /** The make half for a leaf, after the entry was broken (or needed no break): CMO, then publish. */
+        private void installLeaf(VisitContext ctx, long pte) {
             if ((ctx.flags() & WalkFlags.SKIP_CMO) == 0) {
                 long span = ctx.granuleSize();
                 if (!fwb && Stage2Descriptor.isCacheable(pte, false)) {
@@ -194,7 +200,22 @@ public final class Stage2PageTable extends PageTable {
             }
             make(ctx, pte);
             leaves++;
-            return Status.OK;
+        }
+
+        /**
+         * Run of leaves (exclusive walks): takes the plain case only, an empty entry where a leaf
+         * fits. For it {@link #tryLeaf} finds nothing to compare or break ({@link #breakForMap}
+         * on an exclusive, all-zero entry does nothing) and goes straight to
+         * {@link #installLeaf}; the walker sees a leaf and moves on. Anything else is left to
+         * {@link #visit}.
+         */
+        @Override
+        public void visitLeafRun(VisitContext ctx) {
+            do {
+                if (ctx.old() != 0 || !leafFits(ctx)) return;
+                long phys = basePa + (ctx.addr() - ctx.start());
+                installLeaf(ctx, Stage2Descriptor.leaf(geometry, phys, attr, ctx.level()));
+            } while (ctx.nextInRun());
         }
 
         /** TABLE_PRE: replace the whole table by one block when a block fits its span. */
@@ -333,7 +354,7 @@ public final class Stage2PageTable extends PageTable {
         }
     }
 
-    final class UnmapVisitor implements Visitor {
+    final class UnmapVisitor implements LeafRunVisitor {
         final boolean deferTlbi;
         long leaves, tables, dcacheOps, dcacheBytes;
 
@@ -354,12 +375,27 @@ public final class Stage2PageTable extends PageTable {
                 tables++;
                 return Status.OK;
             }
+            leaf(ctx);
+            return Status.OK;
+        }
+
+        /** Run of leaves (exclusive walks): every leaf is handled exactly as {@link #visit} does. */
+        @Override
+        public void visitLeafRun(VisitContext ctx) {
+            do {
+                leaf(ctx);
+            } while (ctx.nextInRun());
+        }
+
+        /** LEAF: clears the entry (always ends OK with a zero entry). */
+        private void leaf(VisitContext ctx) {
+            long old = ctx.old();
             if (!Pte.isValid(old)) {
                 if (counted(old)) {
                     ctx.trySet(0);
                     ctx.putRef();
                 }
-                return Status.OK;
+                return;
             }
             int level = ctx.level();
             boolean needFlush = !fwb && Stage2Descriptor.isCacheable(old, false);
@@ -372,7 +408,6 @@ public final class Stage2PageTable extends PageTable {
                 dcacheBytes += ctx.granuleSize();
             }
             leaves++;
-            return Status.OK;
         }
     }
 }

@@ -120,6 +120,25 @@ public final class VisitContext {
         return stage2 ? Pte.isCountedStage2(pte) : Pte.isCountedHyp(pte);
     }
 
+    /**
+     * For a {@link LeafRunVisitor}: moves to the next entry of the current table, as the walker
+     * would after a LEAF visit (the address advances to the end of the entry's span), and reads it
+     * into {@link #old()}. Returns true if it is a non-table entry inside the walk's range, ready to
+     * be handled as a leaf; false if the table or the range ended, or the entry is a table, in
+     * which case the visitor must return and the walker carries on from there.
+     */
+    public boolean nextInRun() {
+        checkActive();
+        long next = (addr & -span) + span;
+        int i = index + 1;
+        addr = next;
+        index = i;
+        if (i >= frame.length || next >= end) return false;
+        long v = shared ? Frames.getAcquire(frame, i) : Frames.getPlain(frame, i);
+        old = v;
+        return !Pte.isTable(v, level);
+    }
+
     /** Reads the entry again (acquire in shared walks). Does not change {@link #old()}. */
     public long read() {
         checkActive();

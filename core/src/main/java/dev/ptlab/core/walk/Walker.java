@@ -112,25 +112,39 @@ public final class Walker {
         final int flags = c.flags;
         final boolean shared = c.shared;
         final boolean visitLeaves = (flags & WalkFlags.LEAF) != 0;
+        // Runs of leaves go to the visitor in one call where it supports that (exclusive walks only).
+        final LeafRunVisitor run = visitLeaves && !shared && visitor instanceof LeafRunVisitor
+                ? (LeafRunVisitor) visitor : null;
         int idx = (int) ((c.addr >>> shift) & (entries - 1));
         c.enterTable(frame, tablePa, level, span);
-        for (; idx < entries; idx++) {
+        while (idx < entries) {
             final long entryAddr = c.addr;
             if (entryAddr >= end) break;
             long old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
             if (!Pte.isTable(old, level)) {
                 if (!visitLeaves) {
                     c.addr = (entryAddr & -span) + span;
+                    idx++;
                     continue;
                 }
                 c.index = idx;
                 c.old = old;
+                if (run != null) {
+                    run.visitLeafRun(c);
+                    if (c.index != idx) {
+                        // Entries [idx, c.index) were visited; c.addr is where the next one starts.
+                        idx = c.index;
+                        continue;
+                    }
+                    // Nothing taken: the context still describes entry idx; visit it normally.
+                }
                 Status st = visitor.visit(c, Visit.LEAF);
                 // Re-read: the visitor may have turned the leaf into a table (descend into it).
                 old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
                 c.old = old;
                 if (st == Status.OK && !Pte.isTable(old, level)) {
                     c.addr = (entryAddr & -span) + span;
+                    idx++;
                     continue;
                 }
                 Status s = visitEntry(c, frame, tablePa, idx, level, visitor, policy, entryAddr, st, old);
@@ -141,6 +155,7 @@ public final class Walker {
             }
             // The slow path may have descended: point the context back at this table.
             c.enterTable(frame, tablePa, level, span);
+            idx++;
         }
         return null;
     }
