@@ -306,6 +306,32 @@ public final class PhysicalMemory {
         if (c == 0) releaseOnZero(idx, pa & ~pageMask);
     }
 
+    /** {@code n} calls of {@link #getExclusive(long)} in one update. */
+    public void getExclusive(long pa, int n) {
+        if (n < 0) throw PageTableException.invalidArgument("n", (Object) n, "is negative");
+        if (n == 0) return;
+        int idx = frameContaining(pa);
+        int c = refcount[idx];
+        if (c <= 0) throw new FrameAccessException("get on free frame 0x" + Long.toHexString(pa));
+        refcount[idx] = c + n;
+    }
+
+    /**
+     * {@code n} calls of {@link #putExclusive(long)}: one update while the count stays above 0,
+     * else one call at a time (the one that reaches 0 frees the frame, any further one throws).
+     */
+    public void putExclusive(long pa, int n) {
+        if (n < 0) throw PageTableException.invalidArgument("n", (Object) n, "is negative");
+        if (n == 0) return;
+        int idx = frameContaining(pa);
+        int c = refcount[idx];
+        if (c > n) {
+            refcount[idx] = c - n;
+            return;
+        }
+        for (int i = 0; i < n; i++) putExclusive(pa);
+    }
+
     /** Bytes of heap used by allocated table frames' arrays and per-frame metadata. */
     public long tableHeapBytes() {
         long arrays = 0;

@@ -16,6 +16,12 @@ package dev.ptlab.core.walk;
  * leaves a non-table entry behind (in practice both call the same code). It must not touch an
  * entry it does not handle; the walker visits that entry normally, so a visitor may handle only
  * its simplest cases here, or none (returning at once).
+ *
+ * <p>During a run, {@link VisitContext#getRef()} and {@link VisitContext#putRef()} on the run's
+ * table may be summed and applied in one update when the run returns (never letting the count
+ * reach 0 in between, so no table is freed at a different point). {@link VisitContext#count}
+ * and {@link VisitContext#put} apply them first; a visitor must not read reference counts
+ * through {@link dev.ptlab.core.mem.PhysicalMemory} directly during a run.
  */
 public interface LeafRunVisitor extends Visitor {
     void visitLeafRun(VisitContext ctx);

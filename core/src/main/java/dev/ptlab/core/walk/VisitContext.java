@@ -50,6 +50,15 @@ public final class VisitContext {
     long old;
     boolean active;
 
+    // Leaf runs (LeafRunVisitor; exclusive walks only): getRef/putRef on the run's own table
+    // are summed here and applied in one update when the run ends. Only while the table's
+    // count cannot reach 0 (so nothing is freed earlier or later than one call at a time would
+    // free it), and flushed before anything reads a count through this context.
+    private boolean inRun;
+    private boolean batching;
+    private int runBase;
+    private int runDelta;
+
     VisitContext(Geometry geometry, PhysicalMemory memory, int flags, long start, long end) {
         this.geometry = geometry;
         this.memory = memory;
@@ -59,6 +68,35 @@ public final class VisitContext {
         this.end = end;
         this.stage2 = geometry.stage() == Stage.STAGE2;
         this.shifts = SHIFTS[geometry.granule().ordinal()];
+    }
+
+    void beginRun() {
+        inRun = true;
+    }
+
+    void endRun() {
+        inRun = false;
+        if (batching) flushRun();
+    }
+
+    /** Whether this run sums reference changes now (starting to if the table's count allows). */
+    private boolean batch() {
+        if (!batching) {
+            int c = memory.count(tablePa);
+            if (c <= 0) return false; // a free table: the per-call path reports it as before
+            batching = true;
+            runBase = c;
+            runDelta = 0;
+        }
+        return true;
+    }
+
+    private void flushRun() {
+        batching = false;
+        int d = runDelta;
+        runDelta = 0;
+        if (d > 0) memory.getExclusive(tablePa, d);
+        else if (d < 0) memory.putExclusive(tablePa, -d);
     }
 
     /** Points the context at a table the walker is about to visit entries of. */
@@ -179,24 +217,40 @@ public final class VisitContext {
     /** Takes a reference on the containing table frame. */
     public void getRef() {
         checkActive();
-        if (shared) memory.get(tablePa); else memory.getExclusive(tablePa);
+        if (shared) {
+            memory.get(tablePa);
+        } else if (inRun && batch()) {
+            runDelta++;
+        } else {
+            memory.getExclusive(tablePa);
+        }
     }
 
     /** Drops a reference on the containing table frame. */
     public void putRef() {
         checkActive();
-        if (shared) memory.put(tablePa); else memory.putExclusive(tablePa);
+        if (shared) {
+            memory.put(tablePa);
+        } else if (inRun && batch() && runBase + runDelta > 1) {
+            runDelta--;
+        } else {
+            // Outside a run, or this drop may free the table: apply what is pending, then drop.
+            if (batching) flushRun();
+            memory.putExclusive(tablePa);
+        }
     }
 
     /** Reference count of a table frame (e.g. a child in a POST visit: 1 means empty). */
     public int count(long framePa) {
         checkActive();
+        if (batching) flushRun();
         return memory.count(framePa);
     }
 
     /** Drops a reference on another frame (a child table being released). */
     public void put(long framePa) {
         checkActive();
+        if (batching) flushRun();
         if (shared) memory.put(framePa); else memory.putExclusive(framePa);
     }
 

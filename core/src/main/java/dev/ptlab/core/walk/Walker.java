@@ -130,7 +130,12 @@ public final class Walker {
                 c.index = idx;
                 c.old = old;
                 if (run != null) {
-                    run.visitLeafRun(c);
+                    c.beginRun();
+                    try {
+                        run.visitLeafRun(c);
+                    } finally {
+                        c.endRun();
+                    }
                     if (c.index != idx) {
                         // Entries [idx, c.index) were visited; c.addr is where the next one starts.
                         idx = c.index;
