@@ -177,6 +177,80 @@ public final class VisitContext {
         return !Pte.isTable(v, level);
     }
 
+    /**
+     * For a {@link LeafRunVisitor}: installs {@code first}, {@code first + step}, {@code first +
+     * 2 * step}, ... into consecutive all-zero entries from the current one on, and returns how
+     * many. For each it does exactly what {@code getRef(); publish(value);} followed by a
+     * successful {@link #nextInRun()} does, in one tight loop; it stops before the first entry
+     * that is not zero, at the end of the table or of the walk's range, or after {@code max}
+     * entries. The context is left on the last entry filled, as after its {@code publish}; the
+     * visitor goes on with {@code nextInRun()}. Returns 0 (and changes nothing) outside a run or
+     * if the current entry is not zero.
+     *
+     * <p>The caller is responsible for {@code first + k * step} being the value the per-entry code
+     * would store in the k-th entry.
+     */
+    public int fillRun(long first, long step, int max) {
+        checkActive();
+        if (!inRun || max <= 0 || !batch()) return 0; // no batch: a free table, the per-entry path reports it
+        long[] f = frame;
+        int i = index;
+        long stop = Math.min(f.length, (long) i + Math.min(max, entriesBeforeEnd()));
+        long v = first;
+        while (i < stop && Frames.getPlain(f, i) == 0) {
+            Frames.setRelease(f, i, v);
+            v += step;
+            i++;
+        }
+        int n = i - index;
+        if (n > 0) {
+            runDelta += n;
+            index = i - 1;
+            if (n > 1) addr = (addr & -span) + (long) (n - 1) * span;
+            old = v - step;
+        }
+        return n;
+    }
+
+    /**
+     * For a {@link LeafRunVisitor}: clears consecutive valid leaf entries (valid, not tables)
+     * from the current one on, and returns how many. For each it does exactly what {@code
+     * trySet(0); putRef();} followed by a successful {@link #nextInRun()} does, in one tight
+     * loop; it stops before the first entry that is not a valid leaf, at the end of the table or
+     * of the walk's range, or where dropping one more reference could free the table (that drop
+     * is left to the per-entry path). The context is left on the last entry cleared. Returns 0
+     * (and changes nothing) outside a run.
+     */
+    public int clearRun() {
+        checkActive();
+        if (!inRun || !batch()) return 0;
+        long[] f = frame;
+        int i = index;
+        long budget = (long) runBase + runDelta - 1; // drops that leave the count at 1 or more
+        long stop = Math.min(f.length, (long) i + Math.min(budget, entriesBeforeEnd()));
+        int lvl = level;
+        while (i < stop) {
+            long v = Frames.getPlain(f, i);
+            if (!Pte.isValid(v) || Pte.isTable(v, lvl)) break;
+            Frames.setPlain(f, i, 0L);
+            i++;
+        }
+        int n = i - index;
+        if (n > 0) {
+            runDelta -= n;
+            index = i - 1;
+            if (n > 1) addr = (addr & -span) + (long) (n - 1) * span;
+            old = 0L;
+        }
+        return n;
+    }
+
+    /** Entries from the current one (inclusive) whose span starts before the walk's end. */
+    private long entriesBeforeEnd() {
+        long base = addr & -span;
+        return base >= end ? 0 : (end - base + span - 1) / span;
+    }
+
     /** Reads the entry again (acquire in shared walks). Does not change {@link #old()}. */
     public long read() {
         checkActive();
