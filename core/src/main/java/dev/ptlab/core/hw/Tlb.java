@@ -41,6 +41,12 @@ public final class Tlb {
     private final long[] e0, e1, e2, e3;
     private final int sh0, sh1, sh2, sh3;
     private final int m0, m1, m2, m3;
+    /**
+     * Bit {@code level} set once a fill has stored an entry at that level. A level never filled
+     * holds only empty (0) tags, which no lookup tag matches (bit 0 of a tag is 1), so lookup and
+     * the conflict check skip it. Only the owning CPU fills and looks up, so a plain field.
+     */
+    private int filledLevels;
     @SuppressWarnings("unused")
     private volatile long generation;
 
@@ -108,10 +114,11 @@ public final class Tlb {
      * descriptor via {@link #cachedPte}) or -2 on a miss.
      */
     public int lookup(int vmid, long addr) {
-        if (holds(e3, sh3, m3, addr, vmid)) return hit(e3, at(addr, sh3, m3), 3);
-        if (holds(e2, sh2, m2, addr, vmid)) return hit(e2, at(addr, sh2, m2), 2);
-        if (holds(e1, sh1, m1, addr, vmid)) return hit(e1, at(addr, sh1, m1), 1);
-        if (holds(e0, sh0, m0, addr, vmid)) return hit(e0, at(addr, sh0, m0), 0);
+        int filled = filledLevels;
+        if ((filled & 8) != 0 && holds(e3, sh3, m3, addr, vmid)) return hit(e3, at(addr, sh3, m3), 3);
+        if ((filled & 4) != 0 && holds(e2, sh2, m2, addr, vmid)) return hit(e2, at(addr, sh2, m2), 2);
+        if ((filled & 2) != 0 && holds(e1, sh1, m1, addr, vmid)) return hit(e1, at(addr, sh1, m1), 1);
+        if ((filled & 1) != 0 && holds(e0, sh0, m0, addr, vmid)) return hit(e0, at(addr, sh0, m0), 0);
         misses++;
         return -2;
     }
@@ -139,6 +146,7 @@ public final class Tlb {
         checkConflict(vmid, addr, level, pte);
         long[] e = entries[level];
         int i = 2 * slot(addr, level);
+        filledLevels |= 1 << level;
         e[i + 1] = pte;
         LONGS.setVolatile(e, i, tag(addr, shifts[level], vmid));
         if (generation() != walkGeneration) {
@@ -150,10 +158,11 @@ public final class Tlb {
     }
 
     private void checkConflict(int vmid, long addr, int level, long pte) {
-        if (level != 0 && holds(e0, sh0, m0, addr, vmid)) conflicts++;
-        if (level != 1 && holds(e1, sh1, m1, addr, vmid)) conflicts++;
-        if (level != 2 && holds(e2, sh2, m2, addr, vmid)) conflicts++;
-        if (level != 3 && holds(e3, sh3, m3, addr, vmid)) conflicts++;
+        int others = filledLevels & ~(1 << level);
+        if ((others & 1) != 0 && holds(e0, sh0, m0, addr, vmid)) conflicts++;
+        if ((others & 2) != 0 && holds(e1, sh1, m1, addr, vmid)) conflicts++;
+        if ((others & 4) != 0 && holds(e2, sh2, m2, addr, vmid)) conflicts++;
+        if ((others & 8) != 0 && holds(e3, sh3, m3, addr, vmid)) conflicts++;
     }
 
     private void bump() {
