@@ -1,12 +1,14 @@
 package dev.ptlab.core.hw;
 
 import dev.ptlab.core.arch.Geometry;
+import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.HypDescriptor;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.arch.Stage;
 import dev.ptlab.core.arch.Stage2Descriptor;
 import dev.ptlab.core.mem.Frames;
 import dev.ptlab.core.mem.PhysicalMemory;
+import java.util.Objects;
 
 /**
  * One CPU's MMU for one translation regime: it translates addresses through a stage-2 or hyp
@@ -30,6 +32,16 @@ public final class Mmu {
     private final boolean fwb;
     private final boolean hardwareAf;
     private final long paLimit;
+    // Geometry facts the walk needs at every level, read once here.
+    private final long iaLimit;
+    private final int startLevel;
+    private final long pageSize;
+    private final int indexMask;
+    /** levelShift(level) at index {@code level + 1}. */
+    private final int[] shifts;
+    /** Bit {@code level + 1} set if a leaf may sit at {@code level}. */
+    private final int leafLevels;
+    private final long afBit;
     private long rootPa;
     private int vmid;
 
@@ -56,6 +68,19 @@ public final class Mmu {
         this.fwb = fwb;
         this.hardwareAf = hardwareAf;
         this.paLimit = 1L << geometry.paBits();
+        this.iaLimit = geometry.iaLimit();
+        this.startLevel = geometry.startLevel();
+        Granule g = geometry.granule();
+        this.pageSize = g.pageSize();
+        this.indexMask = g.entriesPerTable() - 1;
+        this.shifts = new int[Granule.LAST_LEVEL - Granule.FIRST_LEVEL + 1];
+        int leaves = 0;
+        for (int level = Granule.FIRST_LEVEL; level <= Granule.LAST_LEVEL; level++) {
+            shifts[level + 1] = g.levelShift(level);
+            if (geometry.leafAllowed(level)) leaves |= 1 << (level + 1);
+        }
+        this.leafLevels = leaves;
+        this.afBit = stage2 ? Stage2Descriptor.AF : HypDescriptor.AF;
         this.rootPa = rootPa;
         this.vmid = vmid;
     }
@@ -84,7 +109,7 @@ public final class Mmu {
      *     {@link Translation#faultType} and {@link Translation#faultLevel}
      */
     public long translate(long addr, Access access) {
-        if (addr < 0 || addr >= geometry.iaLimit()) {
+        if (addr < 0 || addr >= iaLimit) {
             return fault(FaultType.TRANSLATION, 0);
         }
         int hitLevel = tlb.lookup(vmid, addr);
@@ -94,7 +119,7 @@ public final class Mmu {
             lastPte = pte;
             lastLevel = hitLevel;
             if (!permitted(pte, access)) return fault(FaultType.PERMISSION, hitLevel);
-            long span = 1L << geometry.granule().levelShift(hitLevel);
+            long span = 1L << shifts[hitLevel + 1];
             return geometry.outputAddress(pte) + (addr & (span - 1));
         }
         lastTlbHit = false;
@@ -104,11 +129,11 @@ public final class Mmu {
     private long walk(long addr, Access access) {
         walks++;
         long generation = tlb.generation();
-        int level = geometry.startLevel();
-        long table = rootPa + (long) geometry.rootPageIndex(addr) * geometry.granule().pageSize();
+        int level = startLevel;
+        long table = rootPa + (long) geometry.rootPageIndex(addr) * pageSize;
         for (;;) {
             long[] frame = memory.table(table);
-            int idx = geometry.granule().index(addr, level);
+            int idx = (int) ((addr >>> shifts[level + 1]) & indexMask);
             long pte = Frames.getAcquire(frame, idx);
             lastPte = pte;
             lastLevel = level;
@@ -120,13 +145,13 @@ public final class Mmu {
                 level++;
                 continue;
             }
-            if (level == 3 ? (pte & Pte.TYPE) == 0 : !geometry.leafAllowed(level)) {
+            if (level == 3 ? (pte & Pte.TYPE) == 0 : (leafLevels & (1 << (level + 1))) == 0) {
                 // Reserved page encoding, or a block where this granule allows none.
                 return fault(FaultType.TRANSLATION, level);
             }
             long oa = geometry.outputAddress(pte);
             if (oa >= paLimit) return fault(FaultType.ADDRESS_SIZE, level);
-            long af = stage2 ? Stage2Descriptor.AF : HypDescriptor.AF;
+            long af = afBit;
             if ((pte & af) == 0) {
                 if (!hardwareAf) return fault(FaultType.ACCESS_FLAG, level);
                 long witness = Frames.compareAndExchange(frame, idx, pte, pte | af);
@@ -139,24 +164,23 @@ public final class Mmu {
             }
             tlb.fill(vmid, addr, level, pte, generation);
             if (!permitted(pte, access)) return fault(FaultType.PERMISSION, level);
-            long span = 1L << geometry.granule().levelShift(level);
+            long span = 1L << shifts[level + 1];
             return oa + (addr & (span - 1));
         }
     }
 
     private boolean permitted(long pte, Access access) {
+        // An if-chain on the constants: a switch on an enum goes through a lookup table per call.
         if (stage2) {
-            switch (access) {
-                case READ: return Stage2Descriptor.readable(pte);
-                case WRITE: return Stage2Descriptor.writable(pte);
-                default: return Stage2Descriptor.privExecutable(pte);
-            }
+            if (access == Access.READ) return Stage2Descriptor.readable(pte);
+            if (access == Access.WRITE) return Stage2Descriptor.writable(pte);
+            Objects.requireNonNull(access, "access"); // a null access fails as the switch did
+            return Stage2Descriptor.privExecutable(pte);
         }
-        switch (access) {
-            case READ: return true;
-            case WRITE: return HypDescriptor.writable(pte);
-            default: return HypDescriptor.executable(pte);
-        }
+        if (access == Access.READ) return true;
+        if (access == Access.WRITE) return HypDescriptor.writable(pte);
+        Objects.requireNonNull(access, "access");
+        return HypDescriptor.executable(pte);
     }
 
     private long fault(FaultType type, int level) {

@@ -9,9 +9,10 @@ import java.lang.invoke.VarHandle;
  * permissions and attributes come from the cached copy, as on hardware).
  *
  * <p>Layout: one direct-mapped array per leaf level (1, 2, 3), indexed by the address bits just
- * above that level's span. A lookup probes the page level first, then larger blocks. Entries are
- * two flat {@code long[]}: a tag {@code (addr >> levelShift) << 17 | vmid << 1 | 1} and the leaf
- * descriptor; 0 is an empty tag.
+ * above that level's span. A lookup probes the page level first, then larger blocks. Each level
+ * is one flat {@code long[]} of (tag, descriptor) pairs, so a probe touches one cache line: the
+ * tag {@code (addr >> levelShift) << 17 | vmid << 1 | 1} at {@code 2 * slot} and the leaf
+ * descriptor after it; 0 is an empty tag. The lookup is unrolled over final per-level fields.
  *
  * <p>Concurrency: only the owning CPU looks up and fills; any thread may invalidate. A walk that
  * started before an invalidation must not leave an entry behind it, so every invalidation bumps
@@ -33,9 +34,19 @@ public final class Tlb {
     private final Granule granule;
     private final String name;
     private final int[] slots = new int[4];      // per level 0..3 (level 0 unused for leaves)
-    private final long[][] tags = new long[4][];
-    private final long[][] ptes = new long[4][];
+    /** Per level: {@code [2 * slot]} tag, {@code [2 * slot + 1]} descriptor. */
+    private final long[][] entries = new long[4][];
     private final int[] shifts = new int[4];
+    // The same per level, as final fields for the unrolled lookup.
+    private final long[] e0, e1, e2, e3;
+    private final int sh0, sh1, sh2, sh3;
+    private final int m0, m1, m2, m3;
+    /**
+     * Bit {@code level} set once a fill has stored an entry at that level. A level never filled
+     * holds only empty (0) tags, which no lookup tag matches (bit 0 of a tag is 1), so lookup and
+     * the conflict check skip it. Only the owning CPU fills and looks up, so a plain field.
+     */
+    private int filledLevels;
     @SuppressWarnings("unused")
     private volatile long generation;
 
@@ -56,10 +67,12 @@ public final class Tlb {
         for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
             int n = level == Granule.LAST_LEVEL ? pageEntries : blockEntries;
             slots[level] = n;
-            tags[level] = new long[n];
-            ptes[level] = new long[n];
+            entries[level] = new long[2 * n];
             shifts[level] = granule.levelShift(level);
         }
+        e0 = entries[0]; e1 = entries[1]; e2 = entries[2]; e3 = entries[3];
+        sh0 = shifts[0]; sh1 = shifts[1]; sh2 = shifts[2]; sh3 = shifts[3];
+        m0 = slots[0] - 1; m1 = slots[1] - 1; m2 = slots[2] - 1; m3 = slots[3] - 1;
     }
 
     public Tlb(String name, Granule granule) {
@@ -86,21 +99,34 @@ public final class Tlb {
         return (int) ((addr >>> shifts[level]) & (slots[level] - 1));
     }
 
+    /** Index of the tag for {@code addr} in a level's array with this shift and slot mask. */
+    private static int at(long addr, int shift, int mask) {
+        return (int) ((addr >>> shift) & mask) << 1;
+    }
+
+    /** True if the level's slot for {@code addr} holds the entry of {@code addr} and {@code vmid}. */
+    private static boolean holds(long[] e, int shift, int mask, long addr, int vmid) {
+        return (long) LONGS.getAcquire(e, at(addr, shift, mask)) == tag(addr, shift, vmid);
+    }
+
     /**
      * Looks {@code addr} up for {@code vmid}. Returns the level of the matching entry (its
      * descriptor via {@link #cachedPte}) or -2 on a miss.
      */
     public int lookup(int vmid, long addr) {
-        for (int level = Granule.LAST_LEVEL; level >= 0; level--) {
-            int s = slot(addr, level);
-            if ((long) LONGS.getAcquire(tags[level], s) == tag(addr, shifts[level], vmid)) {
-                hits++;
-                lastHitPte = ptes[level][s];
-                return level;
-            }
-        }
+        int filled = filledLevels;
+        if ((filled & 8) != 0 && holds(e3, sh3, m3, addr, vmid)) return hit(e3, at(addr, sh3, m3), 3);
+        if ((filled & 4) != 0 && holds(e2, sh2, m2, addr, vmid)) return hit(e2, at(addr, sh2, m2), 2);
+        if ((filled & 2) != 0 && holds(e1, sh1, m1, addr, vmid)) return hit(e1, at(addr, sh1, m1), 1);
+        if ((filled & 1) != 0 && holds(e0, sh0, m0, addr, vmid)) return hit(e0, at(addr, sh0, m0), 0);
         misses++;
         return -2;
+    }
+
+    private int hit(long[] e, int i, int level) {
+        hits++;
+        lastHitPte = e[i + 1];
+        return level;
     }
 
     private long lastHitPte;
@@ -118,11 +144,13 @@ public final class Tlb {
     public boolean fill(int vmid, long addr, int level, long pte, long walkGeneration) {
         if (level < 0) return false;
         checkConflict(vmid, addr, level, pte);
-        int s = slot(addr, level);
-        ptes[level][s] = pte;
-        LONGS.setVolatile(tags[level], s, tag(addr, shifts[level], vmid));
+        long[] e = entries[level];
+        int i = 2 * slot(addr, level);
+        filledLevels |= 1 << level;
+        e[i + 1] = pte;
+        LONGS.setVolatile(e, i, tag(addr, shifts[level], vmid));
         if (generation() != walkGeneration) {
-            LONGS.setVolatile(tags[level], s, 0L);
+            LONGS.setVolatile(e, i, 0L);
             return false;
         }
         fills++;
@@ -130,13 +158,11 @@ public final class Tlb {
     }
 
     private void checkConflict(int vmid, long addr, int level, long pte) {
-        for (int other = 0; other <= Granule.LAST_LEVEL; other++) {
-            if (other == level) continue;
-            int s = slot(addr, other);
-            if ((long) LONGS.getAcquire(tags[other], s) == tag(addr, shifts[other], vmid)) {
-                conflicts++;
-            }
-        }
+        int others = filledLevels & ~(1 << level);
+        if ((others & 1) != 0 && holds(e0, sh0, m0, addr, vmid)) conflicts++;
+        if ((others & 2) != 0 && holds(e1, sh1, m1, addr, vmid)) conflicts++;
+        if ((others & 4) != 0 && holds(e2, sh2, m2, addr, vmid)) conflicts++;
+        if ((others & 8) != 0 && holds(e3, sh3, m3, addr, vmid)) conflicts++;
     }
 
     private void bump() {
@@ -147,9 +173,9 @@ public final class Tlb {
     public void invalidateAddress(int vmid, long addr) {
         bump();
         for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
-            int s = slot(addr, level);
+            int i = 2 * slot(addr, level);
             long t = tag(addr, shifts[level], vmid);
-            LONGS.compareAndSet(tags[level], s, t, 0L);
+            LONGS.compareAndSet(entries[level], i, t, 0L);
         }
     }
 
@@ -158,14 +184,14 @@ public final class Tlb {
         bump();
         long end = addr + size;
         for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
-            long[] t = tags[level];
+            long[] t = entries[level];
             int shift = shifts[level];
-            for (int s = 0; s < t.length; s++) {
-                long tag = (long) LONGS.getAcquire(t, s);
+            for (int i = 0; i < t.length; i += 2) {
+                long tag = (long) LONGS.getAcquire(t, i);
                 if (tag == 0 || ((tag >>> 1) & 0xFFFF) != vmid) continue;
                 long base = (tag >>> 17) << shift;
                 long top = base + (1L << shift);
-                if (base < end && top > addr) LONGS.compareAndSet(t, s, tag, 0L);
+                if (base < end && top > addr) LONGS.compareAndSet(t, i, tag, 0L);
             }
         }
     }
@@ -174,10 +200,10 @@ public final class Tlb {
     public void invalidateVmid(int vmid) {
         bump();
         for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
-            long[] t = tags[level];
-            for (int s = 0; s < t.length; s++) {
-                long tag = (long) LONGS.getAcquire(t, s);
-                if (tag != 0 && ((tag >>> 1) & 0xFFFF) == vmid) LONGS.compareAndSet(t, s, tag, 0L);
+            long[] t = entries[level];
+            for (int i = 0; i < t.length; i += 2) {
+                long tag = (long) LONGS.getAcquire(t, i);
+                if (tag != 0 && ((tag >>> 1) & 0xFFFF) == vmid) LONGS.compareAndSet(t, i, tag, 0L);
             }
         }
     }
@@ -185,15 +211,15 @@ public final class Tlb {
     /** Drops everything. */
     public void invalidateAll() {
         bump();
-        for (long[] t : tags) {
-            for (int s = 0; s < t.length; s++) LONGS.setVolatile(t, s, 0L);
+        for (long[] t : entries) {
+            for (int i = 0; i < t.length; i += 2) LONGS.setVolatile(t, i, 0L);
         }
     }
 
     /** Number of valid entries (for tests and reports). */
     public int size() {
         int n = 0;
-        for (long[] t : tags) for (int s = 0; s < t.length; s++) if ((long) LONGS.getAcquire(t, s) != 0) n++;
+        for (long[] t : entries) for (int i = 0; i < t.length; i += 2) if ((long) LONGS.getAcquire(t, i) != 0) n++;
         return n;
     }
 }

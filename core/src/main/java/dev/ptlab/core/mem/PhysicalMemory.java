@@ -36,6 +36,7 @@ public final class PhysicalMemory {
     private final long size;
     private final Granule granule;
     private final int shift;
+    private final long pageMask;
     private final int frameCount;
     private final boolean checking;
     private final long[][] frames;
@@ -70,6 +71,7 @@ public final class PhysicalMemory {
         this.size = size;
         this.granule = granule;
         this.shift = granule.shift();
+        this.pageMask = granule.pageMask();
         this.frameCount = (int) count;
         this.checking = checking;
         this.frames = new long[frameCount][];
@@ -97,11 +99,24 @@ public final class PhysicalMemory {
 
     private int frameIndex(long pa) {
         long off = pa - base;
-        if (off < 0 || off >= size || (off & granule.pageMask()) != 0) {
-            throw new FrameAccessException("PA 0x" + Long.toHexString(pa) + " is not a frame of ["
-                    + "0x" + Long.toHexString(base) + ", 0x" + Long.toHexString(base + size) + ")");
-        }
+        if (off < 0 || off >= size || (off & pageMask) != 0) throw notAFrame(pa);
         return (int) (off >>> shift);
+    }
+
+    /**
+     * Index of the frame containing {@code pa}: {@code frameIndex(pa & ~pageMask)} with one
+     * unsigned compare (base and size are frame-aligned, so the rounded-down offset is in range
+     * exactly when the offset is).
+     */
+    private int frameContaining(long pa) {
+        long off = pa - base;
+        if (Long.compareUnsigned(off, size) >= 0) throw notAFrame(pa & ~pageMask);
+        return (int) (off >>> shift);
+    }
+
+    private FrameAccessException notAFrame(long pa) {
+        return new FrameAccessException("PA 0x" + Long.toHexString(pa) + " is not a frame of ["
+                + "0x" + Long.toHexString(base) + ", 0x" + Long.toHexString(base + size) + ")");
     }
 
     private long frameAddress(int index) {
@@ -254,12 +269,12 @@ public final class PhysicalMemory {
 
     /** Reference count of the frame containing {@code pa} (the kernel's page_count). */
     public int count(long pa) {
-        return (int) INTS.getAcquire(refcount, frameIndex(pa & ~granule.pageMask()));
+        return (int) INTS.getAcquire(refcount, frameContaining(pa));
     }
 
     /** Takes a reference on the frame containing {@code pa}. */
     public void get(long pa) {
-        int idx = frameIndex(pa & ~granule.pageMask());
+        int idx = frameContaining(pa);
         int before = (int) INTS.getAndAdd(refcount, idx, 1);
         if (before <= 0) {
             INTS.getAndAdd(refcount, idx, -1);
@@ -269,8 +284,8 @@ public final class PhysicalMemory {
 
     /** Drops a reference on the frame containing {@code pa}; the last reference frees it. */
     public void put(long pa) {
-        long fpa = pa & ~granule.pageMask();
-        int idx = frameIndex(fpa);
+        long fpa = pa & ~pageMask;
+        int idx = frameContaining(pa);
         int after = (int) INTS.getAndAdd(refcount, idx, -1) - 1;
         if (after == 0) {
             releaseOnZero(idx, fpa);
@@ -281,7 +296,7 @@ public final class PhysicalMemory {
 
     /** {@link #get} for a caller that holds the table exclusively (no concurrent refcount updates). */
     public void getExclusive(long pa) {
-        int idx = frameIndex(pa & ~granule.pageMask());
+        int idx = frameContaining(pa);
         int c = refcount[idx];
         if (c <= 0) throw new FrameAccessException("get on free frame 0x" + Long.toHexString(pa));
         refcount[idx] = c + 1;
@@ -289,12 +304,37 @@ public final class PhysicalMemory {
 
     /** {@link #put} for a caller that holds the table exclusively. */
     public void putExclusive(long pa) {
-        long fpa = pa & ~granule.pageMask();
-        int idx = frameIndex(fpa);
+        int idx = frameContaining(pa);
         int c = refcount[idx] - 1;
-        if (c < 0) throw new FrameAccessException("put on free frame 0x" + Long.toHexString(fpa));
+        if (c < 0) throw new FrameAccessException("put on free frame 0x" + Long.toHexString(pa & ~pageMask));
         refcount[idx] = c;
-        if (c == 0) releaseOnZero(idx, fpa);
+        if (c == 0) releaseOnZero(idx, pa & ~pageMask);
+    }
+
+    /** {@code n} calls of {@link #getExclusive(long)} in one update. */
+    public void getExclusive(long pa, int n) {
+        if (n < 0) throw PageTableException.invalidArgument("n", (Object) n, "is negative");
+        if (n == 0) return;
+        int idx = frameContaining(pa);
+        int c = refcount[idx];
+        if (c <= 0) throw new FrameAccessException("get on free frame 0x" + Long.toHexString(pa));
+        refcount[idx] = c + n;
+    }
+
+    /**
+     * {@code n} calls of {@link #putExclusive(long)}: one update while the count stays above 0,
+     * else one call at a time (the one that reaches 0 frees the frame, any further one throws).
+     */
+    public void putExclusive(long pa, int n) {
+        if (n < 0) throw PageTableException.invalidArgument("n", (Object) n, "is negative");
+        if (n == 0) return;
+        int idx = frameContaining(pa);
+        int c = refcount[idx];
+        if (c > n) {
+            refcount[idx] = c - n;
+            return;
+        }
+        for (int i = 0; i < n; i++) putExclusive(pa);
     }
 
     /** Bytes of heap used by allocated table frames' arrays and per-frame metadata. */

@@ -3,6 +3,7 @@ package dev.ptlab.core.table;
 import dev.ptlab.core.Errno;
 import dev.ptlab.core.PageTableException;
 import dev.ptlab.core.arch.Geometry;
+import dev.ptlab.core.arch.OutputAddressFormat;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.arch.Prot;
 import dev.ptlab.core.arch.Registers;
@@ -12,10 +13,10 @@ import dev.ptlab.core.hw.TlbMaintenance;
 import dev.ptlab.core.mem.CacheMaintenance;
 import dev.ptlab.core.mem.MemCache;
 import dev.ptlab.core.mem.PhysicalMemory;
+import dev.ptlab.core.walk.LeafRunVisitor;
 import dev.ptlab.core.walk.Status;
 import dev.ptlab.core.walk.Visit;
 import dev.ptlab.core.walk.VisitContext;
-import dev.ptlab.core.walk.Visitor;
 import dev.ptlab.core.walk.WalkFlags;
 import dev.ptlab.core.walk.WalkPolicy;
 
@@ -126,11 +127,18 @@ public final class Stage2PageTable extends PageTable {
     }
 
     /** Places leaves for one map call. Counts locally; {@link #flushCounts} adds them once. */
-    final class MapVisitor implements Visitor {
+    final class MapVisitor implements LeafRunVisitor {
         final long basePa;
         final long attr;
         final MemCache cache;
         final boolean forcePte;
+        /**
+         * Whether the leaf for PA {@code p + k * span} is the leaf for {@code p} plus {@code k *
+         * span}, so a run can be filled by {@link VisitContext#fillRun}: true for the 48-bit
+         * output format, whose address field is the PA's own bits (map checked that the PAs stay
+         * below 2^48). The 52-bit formats move high PA bits elsewhere; those runs go entry by entry.
+         */
+        final boolean linearLeaves;
         long bbm, leaves, tables, raced, dcacheOps, dcacheBytes, icacheOps, icacheBytes;
 
         MapVisitor(long basePa, long attr, MemCache cache, boolean forcePte) {
@@ -138,6 +146,7 @@ public final class Stage2PageTable extends PageTable {
             this.attr = attr;
             this.cache = cache;
             this.forcePte = forcePte;
+            this.linearLeaves = geometry.oaFormat() == OutputAddressFormat.PA48;
         }
 
         @Override
@@ -154,13 +163,19 @@ public final class Stage2PageTable extends PageTable {
         }
 
         private boolean leafFits(VisitContext ctx) {
-            int level = ctx.level();
+            return leafLevel(ctx.level()) && fitsAt(ctx.addr(), ctx.granuleSize(), ctx.start(), ctx.end());
+        }
+
+        /** The level half of {@link #leafFits}. */
+        private boolean leafLevel(int level) {
             if (forcePte && level < dev.ptlab.core.arch.Granule.LAST_LEVEL) return false;
-            if (!geometry.leafAllowed(level)) return false;
-            long span = ctx.granuleSize();
-            long addr = ctx.addr();
-            if (((addr | (basePa + (addr - ctx.start()))) & (span - 1)) != 0) return false;
-            return ctx.end() - addr >= span;
+            return geometry.leafAllowed(level);
+        }
+
+        /** The address half of {@link #leafFits}: IPA and PA aligned to the span, and the span inside the range. */
+        private boolean fitsAt(long addr, long span, long start, long end) {
+            if (((addr | (basePa + (addr - start))) & (span - 1)) != 0) return false;
+            return end - addr >= span;
         }
 
         /** Installs the leaf for this entry if one fits here; NO_FIT otherwise. */
@@ -181,20 +196,68 @@ public final class Stage2PageTable extends PageTable {
                 return Status.OK;
             }
             if (!breakForMap(ctx)) return Status.RACED;
+            installLeaf(ctx, pte);
+            return Status.OK;
+        }
+
+        /** The make half for a leaf, after the entry was broken (or needed no break): CMO, then publish. */
+        private void installLeaf(VisitContext ctx, long pte) {
+            countCmo(ctx, pte, 1);
+            make(ctx, pte);
+            leaves++;
+        }
+
+        /**
+         * What {@link #installLeaf} counts, for {@code n} leaves that {@link VisitContext#fillRun}
+         * installed (it did their make: reference and release store). The CMO decisions depend
+         * only on attribute bits, which are the same for every leaf of a run.
+         */
+        private void installedLeaves(VisitContext ctx, long pte, int n) {
+            countCmo(ctx, pte, n);
+            leaves += n;
+        }
+
+        private void countCmo(VisitContext ctx, long pte, int n) {
             if ((ctx.flags() & WalkFlags.SKIP_CMO) == 0) {
                 long span = ctx.granuleSize();
                 if (!fwb && Stage2Descriptor.isCacheable(pte, false)) {
-                    dcacheOps++;
-                    dcacheBytes += span;
+                    dcacheOps += n;
+                    dcacheBytes += span * n;
                 }
                 if (Stage2Descriptor.isExecutable(pte)) {
-                    icacheOps++;
-                    icacheBytes += span;
+                    icacheOps += n;
+                    icacheBytes += span * n;
                 }
             }
-            make(ctx, pte);
-            leaves++;
-            return Status.OK;
+        }
+
+        /**
+         * Run of leaves (exclusive walks): takes the plain case only, an empty entry where a leaf
+         * fits. For it {@link #tryLeaf} finds nothing to compare or break ({@link #breakForMap}
+         * on an exclusive, all-zero entry does nothing) and goes straight to
+         * {@link #installLeaf}; the walker sees a leaf and moves on. Anything else is left to
+         * {@link #visit}.
+         */
+        @Override
+        public void visitLeafRun(VisitContext ctx) {
+            // leafFits and the leaf, with what is the same for the whole run read once.
+            int level = ctx.level();
+            if (!leafLevel(level)) return;
+            long span = ctx.granuleSize();
+            long start = ctx.start();
+            long end = ctx.end();
+            do {
+                long addr = ctx.addr();
+                if (ctx.old() != 0 || !fitsAt(addr, span, start, end)) return;
+                long pte = Stage2Descriptor.leaf(geometry, basePa + (addr - start), attr, level);
+                int n = linearLeaves
+                        ? ctx.fillRun(pte, span, (int) Math.min((end - addr) / span, Integer.MAX_VALUE)) : 0;
+                if (n > 0) {
+                    installedLeaves(ctx, pte, n);
+                } else {
+                    installLeaf(ctx, pte);
+                }
+            } while (ctx.nextInRun());
         }
 
         /** TABLE_PRE: replace the whole table by one block when a block fits its span. */
@@ -333,7 +396,7 @@ public final class Stage2PageTable extends PageTable {
         }
     }
 
-    final class UnmapVisitor implements Visitor {
+    final class UnmapVisitor implements LeafRunVisitor {
         final boolean deferTlbi;
         long leaves, tables, dcacheOps, dcacheBytes;
 
@@ -354,12 +417,40 @@ public final class Stage2PageTable extends PageTable {
                 tables++;
                 return Status.OK;
             }
+            leaf(ctx);
+            return Status.OK;
+        }
+
+        /**
+         * Run of leaves (exclusive walks): every leaf is handled exactly as {@link #visit} does.
+         * With the TLBI deferred (which implies FWB, so no D-cache maintenance either), what
+         * {@link #leaf} does to a valid leaf is clear it and drop its reference: consecutive
+         * valid leaves go through {@link VisitContext#clearRun} in one loop.
+         */
+        @Override
+        public void visitLeafRun(VisitContext ctx) {
+            boolean bulk = deferTlbi && fwb;
+            do {
+                if (bulk) {
+                    int n = ctx.clearRun();
+                    if (n > 0) {
+                        leaves += n;
+                        continue;
+                    }
+                }
+                leaf(ctx);
+            } while (ctx.nextInRun());
+        }
+
+        /** LEAF: clears the entry (always ends OK with a zero entry). */
+        private void leaf(VisitContext ctx) {
+            long old = ctx.old();
             if (!Pte.isValid(old)) {
                 if (counted(old)) {
                     ctx.trySet(0);
                     ctx.putRef();
                 }
-                return Status.OK;
+                return;
             }
             int level = ctx.level();
             boolean needFlush = !fwb && Stage2Descriptor.isCacheable(old, false);
@@ -372,7 +463,6 @@ public final class Stage2PageTable extends PageTable {
                 dcacheBytes += ctx.granuleSize();
             }
             leaves++;
-            return Status.OK;
         }
     }
 }

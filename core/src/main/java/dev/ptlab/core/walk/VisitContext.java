@@ -1,6 +1,7 @@
 package dev.ptlab.core.walk;
 
 import dev.ptlab.core.arch.Geometry;
+import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.arch.Stage;
 import dev.ptlab.core.mem.Frames;
@@ -16,6 +17,19 @@ import dev.ptlab.core.mem.PhysicalMemory;
  * {@link #old()}: the visitor that wins owns the change, a loser reports {@link Status#RACED}.
  */
 public final class VisitContext {
+    /** Per granule (by ordinal), {@code levelShift(level)} at index {@code level + 1}, levels -1..3. */
+    private static final int[][] SHIFTS = new int[Granule.values().length][];
+
+    static {
+        for (Granule g : Granule.values()) {
+            int[] s = new int[Granule.LAST_LEVEL - Granule.FIRST_LEVEL + 1];
+            for (int level = Granule.FIRST_LEVEL; level <= Granule.LAST_LEVEL; level++) {
+                s[level - Granule.FIRST_LEVEL] = g.levelShift(level);
+            }
+            SHIFTS[g.ordinal()] = s;
+        }
+    }
+
     final Geometry geometry;
     final PhysicalMemory memory;
     final int flags;
@@ -23,14 +37,27 @@ public final class VisitContext {
     final long start;
     final long end;
     final boolean stage2;
+    /** The geometry's level shifts, indexed by {@code level + 1} (shared, never written). */
+    final int[] shifts;
 
     long[] frame;
     int index;
     long tablePa;
     int level;
+    /** Bytes one entry at {@link #level} maps; kept in step with {@link #level} by the walker. */
+    long span;
     long addr;
     long old;
     boolean active;
+
+    // Leaf runs (LeafRunVisitor; exclusive walks only): getRef/putRef on the run's own table
+    // are summed here and applied in one update when the run ends. Only while the table's
+    // count cannot reach 0 (so nothing is freed earlier or later than one call at a time would
+    // free it), and flushed before anything reads a count through this context.
+    private boolean inRun;
+    private boolean batching;
+    private int runBase;
+    private int runDelta;
 
     VisitContext(Geometry geometry, PhysicalMemory memory, int flags, long start, long end) {
         this.geometry = geometry;
@@ -40,6 +67,44 @@ public final class VisitContext {
         this.start = start;
         this.end = end;
         this.stage2 = geometry.stage() == Stage.STAGE2;
+        this.shifts = SHIFTS[geometry.granule().ordinal()];
+    }
+
+    void beginRun() {
+        inRun = true;
+    }
+
+    void endRun() {
+        inRun = false;
+        if (batching) flushRun();
+    }
+
+    /** Whether this run sums reference changes now (starting to if the table's count allows). */
+    private boolean batch() {
+        if (!batching) {
+            int c = memory.count(tablePa);
+            if (c <= 0) return false; // a free table: the per-call path reports it as before
+            batching = true;
+            runBase = c;
+            runDelta = 0;
+        }
+        return true;
+    }
+
+    private void flushRun() {
+        batching = false;
+        int d = runDelta;
+        runDelta = 0;
+        if (d > 0) memory.getExclusive(tablePa, d);
+        else if (d < 0) memory.putExclusive(tablePa, -d);
+    }
+
+    /** Points the context at a table the walker is about to visit entries of. */
+    void enterTable(long[] frame, long tablePa, int level, long span) {
+        this.frame = frame;
+        this.tablePa = tablePa;
+        this.level = level;
+        this.span = span;
     }
 
     private void checkActive() {
@@ -65,12 +130,12 @@ public final class VisitContext {
 
     /** Bytes one entry at this level maps. */
     public long granuleSize() {
-        return geometry.granule().levelSize(level);
+        return span;
     }
 
     /** First address the entry maps. */
     public long entryBase() {
-        return addr & -granuleSize();
+        return addr & -span;
     }
 
     /** PA of the table frame holding this entry (the frame whose refcount the entry affects). */
@@ -91,6 +156,99 @@ public final class VisitContext {
     /** Whether {@code pte} holds a reference on its containing table in this kind of table. */
     public boolean isCounted(long pte) {
         return stage2 ? Pte.isCountedStage2(pte) : Pte.isCountedHyp(pte);
+    }
+
+    /**
+     * For a {@link LeafRunVisitor}: moves to the next entry of the current table, as the walker
+     * would after a LEAF visit (the address advances to the end of the entry's span), and reads it
+     * into {@link #old()}. Returns true if it is a non-table entry inside the walk's range, ready to
+     * be handled as a leaf; false if the table or the range ended, or the entry is a table, in
+     * which case the visitor must return and the walker carries on from there.
+     */
+    public boolean nextInRun() {
+        checkActive();
+        long next = (addr & -span) + span;
+        int i = index + 1;
+        addr = next;
+        index = i;
+        if (i >= frame.length || next >= end) return false;
+        long v = shared ? Frames.getAcquire(frame, i) : Frames.getPlain(frame, i);
+        old = v;
+        return !Pte.isTable(v, level);
+    }
+
+    /**
+     * For a {@link LeafRunVisitor}: installs {@code first}, {@code first + step}, {@code first +
+     * 2 * step}, ... into consecutive all-zero entries from the current one on, and returns how
+     * many. For each it does exactly what {@code getRef(); publish(value);} followed by a
+     * successful {@link #nextInRun()} does, in one tight loop; it stops before the first entry
+     * that is not zero, at the end of the table or of the walk's range, or after {@code max}
+     * entries. The context is left on the last entry filled, as after its {@code publish}; the
+     * visitor goes on with {@code nextInRun()}. Returns 0 (and changes nothing) outside a run or
+     * if the current entry is not zero.
+     *
+     * <p>The caller is responsible for {@code first + k * step} being the value the per-entry code
+     * would store in the k-th entry.
+     */
+    public int fillRun(long first, long step, int max) {
+        checkActive();
+        if (!inRun || max <= 0 || !batch()) return 0; // no batch: a free table, the per-entry path reports it
+        long[] f = frame;
+        int i = index;
+        long stop = Math.min(f.length, (long) i + Math.min(max, entriesBeforeEnd()));
+        long v = first;
+        while (i < stop && Frames.getPlain(f, i) == 0) {
+            Frames.setRelease(f, i, v);
+            v += step;
+            i++;
+        }
+        int n = i - index;
+        if (n > 0) {
+            runDelta += n;
+            index = i - 1;
+            if (n > 1) addr = (addr & -span) + (long) (n - 1) * span;
+            old = v - step;
+        }
+        return n;
+    }
+
+    /**
+     * For a {@link LeafRunVisitor}: clears consecutive valid leaf entries (valid, not tables)
+     * from the current one on, and returns how many. For each it does exactly what {@code
+     * trySet(0); putRef();} followed by a successful {@link #nextInRun()} does, in one tight
+     * loop; it stops before the first entry that is not a valid leaf, at the end of the table or
+     * of the walk's range, or where dropping one more reference could free the table (that drop
+     * is left to the per-entry path). The context is left on the last entry cleared. Returns 0
+     * (and changes nothing) outside a run.
+     */
+    public int clearRun() {
+        checkActive();
+        if (!inRun || !batch()) return 0;
+        long[] f = frame;
+        int i = index;
+        long budget = (long) runBase + runDelta - 1; // drops that leave the count at 1 or more
+        long stop = Math.min(f.length, (long) i + Math.min(budget, entriesBeforeEnd()));
+        int lvl = level;
+        while (i < stop) {
+            long v = Frames.getPlain(f, i);
+            if (!Pte.isValid(v) || Pte.isTable(v, lvl)) break;
+            Frames.setPlain(f, i, 0L);
+            i++;
+        }
+        int n = i - index;
+        if (n > 0) {
+            runDelta -= n;
+            index = i - 1;
+            if (n > 1) addr = (addr & -span) + (long) (n - 1) * span;
+            old = 0L;
+        }
+        return n;
+    }
+
+    /** Entries from the current one (inclusive) whose span starts before the walk's end. */
+    private long entriesBeforeEnd() {
+        long base = addr & -span;
+        return base >= end ? 0 : (end - base + span - 1) / span;
     }
 
     /** Reads the entry again (acquire in shared walks). Does not change {@link #old()}. */
@@ -133,24 +291,40 @@ public final class VisitContext {
     /** Takes a reference on the containing table frame. */
     public void getRef() {
         checkActive();
-        if (shared) memory.get(tablePa); else memory.getExclusive(tablePa);
+        if (shared) {
+            memory.get(tablePa);
+        } else if (inRun && batch()) {
+            runDelta++;
+        } else {
+            memory.getExclusive(tablePa);
+        }
     }
 
     /** Drops a reference on the containing table frame. */
     public void putRef() {
         checkActive();
-        if (shared) memory.put(tablePa); else memory.putExclusive(tablePa);
+        if (shared) {
+            memory.put(tablePa);
+        } else if (inRun && batch() && runBase + runDelta > 1) {
+            runDelta--;
+        } else {
+            // Outside a run, or this drop may free the table: apply what is pending, then drop.
+            if (batching) flushRun();
+            memory.putExclusive(tablePa);
+        }
     }
 
     /** Reference count of a table frame (e.g. a child in a POST visit: 1 means empty). */
     public int count(long framePa) {
         checkActive();
+        if (batching) flushRun();
         return memory.count(framePa);
     }
 
     /** Drops a reference on another frame (a child table being released). */
     public void put(long framePa) {
         checkActive();
+        if (batching) flushRun();
         if (shared) memory.put(framePa); else memory.putExclusive(framePa);
     }
 

@@ -28,6 +28,12 @@ import dev.ptlab.core.mem.PhysicalMemory;
  * </ul>
  *
  * <p>Allocation: one {@link VisitContext} per walk; nothing per visited entry.
+ *
+ * <p>Speed: a plain leaf visit is handled in the table loop itself; everything else goes
+ * through {@link #visitEntry}. In exclusive walks a {@link LeafRunVisitor} gets whole runs of
+ * leaves in one call (and may fill or clear them with {@link VisitContext#fillRun} /
+ * {@link VisitContext#clearRun}), which is what makes stage-2 map and unmap of large ranges
+ * cost about a nanosecond per page.
  */
 public final class Walker {
     private Walker() {}
@@ -95,63 +101,135 @@ public final class Walker {
         }
     }
 
-    /** Returns null to go on, or the status that stops the walk. */
+    /**
+     * Returns null to go on, or the status that stops the walk.
+     *
+     * <p>The loop handles the common case inline: an entry that is not a table, visited (or not)
+     * as a leaf, whose visit returns OK and leaves a non-table behind. Everything else (tables,
+     * non-OK statuses, a leaf turned into a table) goes through {@link #visitEntry}, which
+     * carries on from the point the fast path reached, so both paths follow the same rules.
+     * Before a plain leaf visit, a {@link LeafRunVisitor} is offered the run starting there.
+     */
     private static Status walkTable(VisitContext c, long tablePa, int level, Visitor visitor, WalkPolicy policy) {
         long[] frame = c.memory.table(tablePa);
-        Granule g = c.geometry.granule();
-        int entries = frame.length;
-        int idx = g.index(c.addr, level);
-        long end = c.end;
-        for (; idx < entries && c.addr < end; idx++) {
-            Status s = visitEntry(c, frame, tablePa, idx, level, visitor, policy);
-            if (s != null) return s;
+        final int shift = c.shifts[level + 1];
+        final long span = 1L << shift;
+        final int entries = frame.length;
+        final long end = c.end;
+        final int flags = c.flags;
+        final boolean shared = c.shared;
+        final boolean visitLeaves = (flags & WalkFlags.LEAF) != 0;
+        // Runs of leaves go to the visitor in one call where it supports that (exclusive walks only).
+        final LeafRunVisitor run = visitLeaves && !shared && visitor instanceof LeafRunVisitor
+                ? (LeafRunVisitor) visitor : null;
+        int idx = (int) ((c.addr >>> shift) & (entries - 1));
+        c.enterTable(frame, tablePa, level, span);
+        while (idx < entries) {
+            final long entryAddr = c.addr;
+            if (entryAddr >= end) break;
+            long old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
+            if (!Pte.isTable(old, level)) {
+                if (!visitLeaves) {
+                    c.addr = (entryAddr & -span) + span;
+                    idx++;
+                    continue;
+                }
+                c.index = idx;
+                c.old = old;
+                if (run != null) {
+                    c.beginRun();
+                    try {
+                        run.visitLeafRun(c);
+                    } finally {
+                        c.endRun();
+                    }
+                    if (c.index != idx) {
+                        // Entries [idx, c.index) were visited; c.addr is where the next one starts.
+                        idx = c.index;
+                        continue;
+                    }
+                    // Nothing taken: the context still describes entry idx; visit it normally.
+                }
+                Status st = visitor.visit(c, Visit.LEAF);
+                // Re-read: the visitor may have turned the leaf into a table (descend into it).
+                old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
+                c.old = old;
+                if (st == Status.OK && !Pte.isTable(old, level)) {
+                    c.addr = (entryAddr & -span) + span;
+                    idx++;
+                    continue;
+                }
+                Status s = visitEntry(c, frame, tablePa, idx, level, visitor, policy, entryAddr, st, old);
+                if (s != null) return s;
+            } else {
+                Status s = visitEntry(c, frame, tablePa, idx, level, visitor, policy, entryAddr, null, 0);
+                if (s != null) return s;
+            }
+            // The slow path may have descended: point the context back at this table.
+            c.enterTable(frame, tablePa, level, span);
+            idx++;
         }
         return null;
     }
 
+    /**
+     * One entry, general case. If {@code leafStatus} is non-null, the first LEAF visit already
+     * happened in {@link #walkTable}: it returned {@code leafStatus} and the entry was re-read as
+     * {@code leafAfter}.
+     */
     private static Status visitEntry(VisitContext c, long[] frame, long tablePa, int idx, int level,
-                                     Visitor visitor, WalkPolicy policy) {
+                                     Visitor visitor, WalkPolicy policy, long entryAddr, Status leafStatus, long leafAfter) {
         final int flags = c.flags;
         final boolean shared = c.shared;
-        final long entryAddr = c.addr;
         int retries = 0;
         for (;;) {
-            long old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
-            boolean table = Pte.isTable(old, level);
-            c.frame = frame;
-            c.index = idx;
-            c.tablePa = tablePa;
-            c.level = level;
-            c.addr = entryAddr;
-            c.old = old;
+            long old;
+            boolean table;
             Status st = Status.OK;
             boolean visited = false;
-            if (table) {
-                if ((flags & WalkFlags.TABLE_PRE) != 0) {
-                    st = visitor.visit(c, Visit.TABLE_PRE);
-                    visited = true;
-                }
-            } else if ((flags & WalkFlags.LEAF) != 0) {
-                st = visitor.visit(c, Visit.LEAF);
+            if (leafStatus != null) {
+                old = leafAfter;
+                table = Pte.isTable(old, level);
+                st = leafStatus;
                 visited = true;
-            }
-            if (visited) {
-                // Re-read: a visitor may have turned a leaf into a table (descend into it) or a
-                // table into a block (skip the detached subtree).
+                leafStatus = null;
+            } else {
                 old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
                 table = Pte.isTable(old, level);
+                c.frame = frame;
+                c.index = idx;
+                c.tablePa = tablePa;
+                c.level = level;
+                c.span = 1L << c.shifts[level + 1];
+                c.addr = entryAddr;
                 c.old = old;
-                if (st != Status.OK) {
-                    WalkPolicy.Action a = policy.actionFor(st);
-                    if (a == WalkPolicy.Action.STOP) return st;
-                    if (a == WalkPolicy.Action.RETRY) {
-                        if (retries++ < policy.maxRetries()) continue;
-                        return st;
+                if (table) {
+                    if ((flags & WalkFlags.TABLE_PRE) != 0) {
+                        st = visitor.visit(c, Visit.TABLE_PRE);
+                        visited = true;
                     }
+                } else if ((flags & WalkFlags.LEAF) != 0) {
+                    st = visitor.visit(c, Visit.LEAF);
+                    visited = true;
+                }
+                if (visited) {
+                    // Re-read: a visitor may have turned a leaf into a table (descend into it) or a
+                    // table into a block (skip the detached subtree).
+                    old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
+                    table = Pte.isTable(old, level);
+                    c.old = old;
+                }
+            }
+            if (visited && st != Status.OK) {
+                WalkPolicy.Action a = policy.actionFor(st);
+                if (a == WalkPolicy.Action.STOP) return st;
+                if (a == WalkPolicy.Action.RETRY) {
+                    if (retries++ < policy.maxRetries()) continue;
+                    return st;
                 }
             }
             if (!table) {
-                long span = c.geometry.granule().levelSize(level);
+                long span = 1L << c.shifts[level + 1];
                 c.addr = (entryAddr & -span) + span;
                 return null;
             }
@@ -163,6 +241,7 @@ public final class Walker {
                 c.index = idx;
                 c.tablePa = tablePa;
                 c.level = level;
+                c.span = 1L << c.shifts[level + 1];
                 c.addr = entryAddr;
                 c.old = old;
                 st = visitor.visit(c, Visit.TABLE_POST);
