@@ -1,5 +1,6 @@
 package dev.ptlab.core.check;
 
+import dev.ptlab.core.InvariantViolation;
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.mem.PhysicalMemory;

@@ -10,6 +10,14 @@ import java.util.concurrent.atomic.LongAdder;
  * simulation, so the operations are counted: calls and bytes.
  */
 public final class CacheMaintenance {
+    /** Observer of individual operations, for tests and tracing tools that check ordering. */
+    public interface Listener {
+        void dcacheCleanInvalPoc(long pa, long size);
+
+        void icacheInvalPou(long pa, long size);
+    }
+
+    private volatile Listener listener;
     private final LongAdder dcacheOps = new LongAdder();
     private final LongAdder dcacheBytes = new LongAdder();
     private final LongAdder icacheOps = new LongAdder();
@@ -18,11 +26,27 @@ public final class CacheMaintenance {
     public void dcacheCleanInvalPoc(long pa, long size) {
         dcacheOps.increment();
         dcacheBytes.add(size);
+        Listener l = listener;
+        if (l != null) l.dcacheCleanInvalPoc(pa, size);
     }
 
     public void icacheInvalPou(long pa, long size) {
         icacheOps.increment();
         icacheBytes.add(size);
+        Listener l = listener;
+        if (l != null) l.icacheInvalPou(pa, size);
+    }
+
+    /**
+     * Installs (or, with null, removes) a listener. While one is installed, walkers report each
+     * operation at the moment it happens instead of adding their counts at the end of the walk.
+     */
+    public void setListener(Listener listener) {
+        this.listener = listener;
+    }
+
+    public Listener listener() {
+        return listener;
     }
 
     /** Adds counts a walk accumulated locally (one update per walk instead of one per leaf). */

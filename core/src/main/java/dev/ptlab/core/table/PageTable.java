@@ -90,9 +90,12 @@ public abstract class PageTable {
      */
     final class FreeVisitor implements Visitor {
         long tablesFreed;
+        /** Entries visited: the walker steps a teardown takes. */
+        long visits;
 
         @Override
         public Status visit(VisitContext ctx, Visit visit) {
+            visits++;
             long old = ctx.old();
             if (visit == Visit.TABLE_POST) {
                 long child = ctx.childTable();
@@ -138,8 +141,10 @@ public abstract class PageTable {
     /**
      * Frees a subtree that hardware and software walkers can no longer reach: {@code childPa} was
      * the table of a level-{@code parentLevel} entry mapping {@code base}.
+     *
+     * @return the number of entries the teardown walk visited
      */
-    protected void freeSubtree(long childPa, int parentLevel, long base) {
+    protected long freeSubtree(long childPa, int parentLevel, long base) {
         FreeVisitor v = new FreeVisitor();
         Walker.walkSubtree(geometry, memory, childPa, parentLevel + 1, base & -geometry.granule().levelSize(parentLevel),
                 v, WalkFlags.LEAF | WalkFlags.TABLE_POST, WalkPolicy.RANGE);
@@ -150,6 +155,7 @@ public abstract class PageTable {
         }
         memory.put(childPa);
         counters.tablesFreed.add(v.tablesFreed + 1);
+        return v.visits;
     }
 
     // ---- argument checks shared by the operations ----
@@ -177,7 +183,7 @@ public abstract class PageTable {
 
     /**
      * Checking aid: every reachable table frame is live and its count equals 1 + its counted
-     * entries. Throws {@link dev.ptlab.core.check.InvariantViolation} on the first mismatch.
+     * entries. Throws {@link dev.ptlab.core.InvariantViolation} on the first mismatch.
      */
     public void checkRefcounts() {
         checkLive();

@@ -19,6 +19,7 @@ import dev.ptlab.core.walk.Visit;
 import dev.ptlab.core.walk.VisitContext;
 import dev.ptlab.core.walk.WalkFlags;
 import dev.ptlab.core.walk.WalkPolicy;
+import dev.ptlab.core.walk.Walker;
 
 /**
  * A guest's stage-2 table (IPA to PA), with the operations KVM performs on it.
@@ -48,6 +49,9 @@ public final class Stage2PageTable extends PageTable {
     private final int tableFlags;
     private final boolean fwb;
     private final CacheMaintenance cmo;
+    private volatile CoalescePolicy coalescePolicy = CoalescePolicy.INSTALL_FIRST;
+    private volatile FreeUnlinkedHook freeUnlinkedHook = FreeUnlinkedHook.IMMEDIATE;
+    private volatile ForcePteCallback forcePteCallback;
 
     public Stage2PageTable(Geometry geometry, PhysicalMemory memory, TlbMaintenance tlbi, int vmid, int tableFlags) {
         super(checkStage(geometry), memory, tlbi);
@@ -75,6 +79,25 @@ public final class Stage2PageTable extends PageTable {
     public int vmid() { return vmid; }
     public boolean fwb() { return fwb; }
     public int tableFlags() { return tableFlags; }
+
+    public CoalescePolicy coalescePolicy() { return coalescePolicy; }
+
+    /** Chooses the order in which map replaces a table by a block (see {@link CoalescePolicy}). */
+    public void setCoalescePolicy(CoalescePolicy policy) {
+        if (policy == null) throw new IllegalArgumentException("policy: null");
+        this.coalescePolicy = policy;
+    }
+
+    /** Where subtrees detached by map's coalescing go; {@link FreeUnlinkedHook#IMMEDIATE} by default. */
+    public void setFreeUnlinkedHook(FreeUnlinkedHook hook) {
+        if (hook == null) throw new IllegalArgumentException("hook: null");
+        this.freeUnlinkedHook = hook;
+    }
+
+    /** Installs (or removes, with null) the callback that can force page-sized leaves for a map. */
+    public void setForcePteCallback(ForcePteCallback callback) {
+        this.forcePteCallback = callback;
+    }
 
     @Override
     protected boolean counted(long pte) {
@@ -118,7 +141,9 @@ public final class Stage2PageTable extends PageTable {
                     + " in an identity-mapped table");
         }
         long attr = Stage2Descriptor.attributes(prot, fwb, geometry.oaFormat());
-        MapVisitor v = new MapVisitor(pa, attr, cache, false);
+        ForcePteCallback cb = forcePteCallback;
+        boolean forcePte = cb != null && cb.forcePages(ipa, ipa + size, prot);
+        MapVisitor v = new MapVisitor(pa, attr, cache, forcePte);
         try {
             return walk(ipa, size, v, flags | WalkFlags.TABLE_PRE | WalkFlags.LEAF, WalkPolicy.forFlags(flags));
         } finally {
@@ -139,14 +164,25 @@ public final class Stage2PageTable extends PageTable {
          * below 2^48). The 52-bit formats move high PA bits elsewhere; those runs go entry by entry.
          */
         final boolean linearLeaves;
-        long bbm, leaves, tables, raced, dcacheOps, dcacheBytes, icacheOps, icacheBytes;
+        /** Annotation mode: every page becomes {@link #annotationPte} (an invalid entry). */
+        final boolean annotation;
+        final long annotationPte;
+        final CoalescePolicy policy;
+        long bbm, leaves, tables, raced, coalesced, invalidSteps, dcacheOps, dcacheBytes, icacheOps, icacheBytes;
 
         MapVisitor(long basePa, long attr, MemCache cache, boolean forcePte) {
+            this(basePa, attr, cache, forcePte, false, 0);
+        }
+
+        MapVisitor(long basePa, long attr, MemCache cache, boolean forcePte, boolean annotation, long annotationPte) {
             this.basePa = basePa;
             this.attr = attr;
             this.cache = cache;
             this.forcePte = forcePte;
             this.linearLeaves = geometry.oaFormat() == OutputAddressFormat.PA48;
+            this.annotation = annotation;
+            this.annotationPte = annotationPte;
+            this.policy = coalescePolicy;
         }
 
         @Override
@@ -182,9 +218,10 @@ public final class Stage2PageTable extends PageTable {
         Status tryLeaf(VisitContext ctx) {
             if (!leafFits(ctx)) return Status.NO_FIT;
             int level = ctx.level();
-            long phys = basePa + (ctx.addr() - ctx.start());
-            long pte = Stage2Descriptor.leaf(geometry, phys, attr, level);
+            long pte = annotation ? annotationPte
+                    : Stage2Descriptor.leaf(geometry, basePa + (ctx.addr() - ctx.start()), attr, level);
             long old = ctx.old();
+            if (annotation && old == pte) return Status.OK;
             if (Pte.isValid(old) && ((old ^ pte) & ~Stage2Descriptor.PERMS) == 0) {
                 // Identical, or a permission-only difference: not map's business (relaxPerms'),
                 // and doing BBM here would make every vCPU faulting on one block re-break it.
@@ -217,18 +254,33 @@ public final class Stage2PageTable extends PageTable {
             leaves += n;
         }
 
+        /**
+         * Cache maintenance of the new target, between the break's TLBI and the install: D-cache
+         * clean+invalidate when the mapping is cacheable and FWB is off (the guest may access it
+         * with caches off), I-cache invalidate when it is executable.
+         */
         private void countCmo(VisitContext ctx, long pte, int n) {
             if ((ctx.flags() & WalkFlags.SKIP_CMO) == 0) {
                 long span = ctx.granuleSize();
                 if (!fwb && Stage2Descriptor.isCacheable(pte, false)) {
                     dcacheOps += n;
                     dcacheBytes += span * n;
+                    CacheMaintenance.Listener l = cmo.listener();
+                    if (l != null) l.dcacheCleanInvalPoc(geometry.outputAddress(pte), span);
                 }
                 if (Stage2Descriptor.isExecutable(pte)) {
                     icacheOps += n;
                     icacheBytes += span * n;
+                    CacheMaintenance.Listener l = cmo.listener();
+                    if (l != null) l.icacheInvalPou(geometry.outputAddress(pte), span);
                 }
             }
+        }
+
+        /** Whether installing {@code pte} needs cache maintenance in this walk. */
+        private boolean needsCmo(VisitContext ctx, long pte) {
+            return (ctx.flags() & WalkFlags.SKIP_CMO) == 0
+                    && ((!fwb && Stage2Descriptor.isCacheable(pte, false)) || Stage2Descriptor.isExecutable(pte));
         }
 
         /**
@@ -242,7 +294,7 @@ public final class Stage2PageTable extends PageTable {
         public void visitLeafRun(VisitContext ctx) {
             // leafFits and the leaf, with what is the same for the whole run read once.
             int level = ctx.level();
-            if (!leafLevel(level)) return;
+            if (annotation || !leafLevel(level)) return;
             long span = ctx.granuleSize();
             long start = ctx.start();
             long end = ctx.end();
@@ -250,7 +302,8 @@ public final class Stage2PageTable extends PageTable {
                 long addr = ctx.addr();
                 if (ctx.old() != 0 || !fitsAt(addr, span, start, end)) return;
                 long pte = Stage2Descriptor.leaf(geometry, basePa + (addr - start), attr, level);
-                int n = linearLeaves
+                // Bulk fill only when no cache maintenance is due: it must precede each install.
+                int n = linearLeaves && !needsCmo(ctx, pte)
                         ? ctx.fillRun(pte, span, (int) Math.min((end - addr) / span, Integer.MAX_VALUE)) : 0;
                 if (n > 0) {
                     installedLeaves(ctx, pte, n);
@@ -262,19 +315,41 @@ public final class Stage2PageTable extends PageTable {
 
         /** TABLE_PRE: replace the whole table by one block when a block fits its span. */
         private Status coalesce(VisitContext ctx) {
-            if (!leafFits(ctx)) return Status.OK;
+            if (annotation || !leafFits(ctx)) return Status.OK;
             long child = ctx.childTable();
             long base = ctx.entryBase();
             int level = ctx.level();
+            if (policy == CoalescePolicy.UNMAP_FIRST && !ctx.shared()) {
+                return coalesceUnmapFirst(ctx, child, base, level);
+            }
             Status s = tryLeaf(ctx);
             if (s == Status.OK) {
                 // Install-first order: the block is live before the old subtree is torn down. The
-                // subtree is unreachable now (entry replaced, its span invalidated by the break).
-                freeSubtree(child, level, base);
+                // subtree is unreachable now (entry replaced, its span invalidated by the break),
+                // so the hook may free it at once (exclusive) or after a grace period (shared).
+                coalesced++;
+                freeUnlinkedHook.free(Stage2PageTable.this, new UnlinkedTable(child, level, base));
             } else if (s == Status.RACED) {
                 raced++;
             }
             return s == Status.NO_FIT ? Status.OK : s;
+        }
+
+        /**
+         * The original order (exclusive walks only): invalidate the table entry, invalidate the
+         * whole VMID, free the old subtree, then install the block. Every entry the teardown
+         * visits is a walker step during which the span is unmapped.
+         */
+        private Status coalesceUnmapFirst(VisitContext ctx, long child, long base, int level) {
+            long pte = Stage2Descriptor.leaf(geometry, basePa + (ctx.addr() - ctx.start()), attr, level);
+            ctx.trySet(Pte.LOCKED);
+            if ((ctx.flags() & WalkFlags.SKIP_BBM_TLBI) == 0) tlbi.flushVmid(vmid);
+            ctx.putRef();
+            bbm++;
+            invalidSteps += freeSubtree(child, level, base);
+            installLeaf(ctx, pte);
+            coalesced++;
+            return Status.OK;
         }
 
         /** LEAF that cannot hold a leaf here: install an empty table and let the walker descend. */
@@ -325,6 +400,8 @@ public final class Stage2PageTable extends PageTable {
             counters.leavesInstalled.add(leaves);
             counters.tablesInstalled.add(tables);
             counters.raced.add(raced);
+            counters.coalesced.add(coalesced);
+            counters.invalidWindowSteps.add(invalidSteps);
             recordCmo(dcacheOps, dcacheBytes, icacheOps, icacheBytes);
         }
     }
@@ -461,8 +538,379 @@ public final class Stage2PageTable extends PageTable {
                 // After the TLBI, so no line can be allocated through the dying mapping.
                 dcacheOps++;
                 dcacheBytes += ctx.granuleSize();
+                CacheMaintenance.Listener l = cmo.listener();
+                if (l != null) l.dcacheCleanInvalPoc(geometry.outputAddress(old), ctx.granuleSize());
             }
             leaves++;
         }
     }
+
+    // ------------------------------------------------------------------------------------------
+    // leaf attribute updates: one mechanism for wrprotect, mkyoung, relaxPerms
+
+    /**
+     * Sets and clears attribute bits of every valid leaf in the range. Permission, AF and
+     * software bits only: those changes are break-before-make exempt, so there is no BBM and no
+     * TLBI here (callers invalidate where their rule requires). Adding execute rights invalidates
+     * the I-cache for the target first.
+     *
+     * <p>Statuses: an invalid entry is NOT_MAPPED; a LOCKED one, or a lost compare-and-swap in a
+     * shared walk, is RACED. The walk's policy (from {@code flags}) decides: range updates go on,
+     * fault walks (HANDLE_FAULT) stop.
+     */
+    final class AttrVisitor implements LeafRunVisitor {
+        final long set;
+        final long clear;
+        Status last = Status.NOT_MAPPED;
+        long lastPte;
+        int lastLevel = TlbMaintenance.LEVEL_UNKNOWN;
+        long updates, icacheOps, icacheBytes;
+
+        AttrVisitor(long set, long clear) {
+            this.set = set;
+            this.clear = clear;
+        }
+
+        @Override
+        public Status visit(VisitContext ctx, Visit visit) {
+            long old = ctx.old();
+            if (!Pte.isValid(old)) {
+                last = Pte.isLocked(old) ? Status.RACED : Status.NOT_MAPPED;
+                return last;
+            }
+            int level = ctx.level();
+            lastLevel = level;
+            lastPte = old;
+            long next = (old & ~clear) | set;
+            if (next != old) {
+                if (!Stage2Descriptor.isExecutable(old) && Stage2Descriptor.isExecutable(next)) {
+                    // New instructions must not come from stale I-cache lines.
+                    long span = ctx.granuleSize();
+                    icacheOps++;
+                    icacheBytes += span;
+                    CacheMaintenance.Listener l = cmo.listener();
+                    if (l != null) l.icacheInvalPou(geometry.outputAddress(old), span);
+                }
+                if (!ctx.trySet(next)) {
+                    last = Status.RACED;
+                    return last;
+                }
+                lastPte = next;
+                updates++;
+            }
+            last = Status.OK;
+            return Status.OK;
+        }
+
+        /** Runs of valid leaves in exclusive walks, when no I-cache maintenance can be due. */
+        @Override
+        public void visitLeafRun(VisitContext ctx) {
+            if ((set & Stage2Descriptor.XN_MASK) != 0 || (clear & Stage2Descriptor.XN_MASK) != 0) return;
+            do {
+                if (!Pte.isValid(ctx.old())) return;
+                int n = ctx.updateRun(set, clear);
+                if (n == 0) return;
+                updates += n;
+                lastLevel = ctx.level();
+                lastPte = ctx.old();
+                last = Status.OK;
+            } while (ctx.nextInRun());
+        }
+
+        void flushCounts() {
+            counters.attrUpdates.add(updates);
+            recordCmo(0, 0, icacheOps, icacheBytes);
+        }
+    }
+
+    private AttrVisitor updateLeafAttrs(long addr, long size, long set, long clear, int flags) {
+        AttrVisitor v = new AttrVisitor(set, clear);
+        try {
+            walk(addr, size, v, flags | WalkFlags.LEAF, WalkPolicy.forFlags(flags));
+        } finally {
+            v.flushCounts();
+        }
+        return v;
+    }
+
+    /**
+     * Removes write permission from every valid leaf in the range (dirty logging). No TLBI: the
+     * caller must invalidate afterwards (KVM flushes the memslot's range once), or a vCPU may keep
+     * writing through a cached writable entry. Invalid entries are skipped.
+     */
+    public void wrprotect(long ipa, long size) {
+        checkLive();
+        checkAligned("ipa", ipa);
+        checkSize(size);
+        updateLeafAttrs(ipa, size, 0, Stage2Descriptor.S2AP_W, 0);
+    }
+
+    /** {@link #mkyoung(long, int)} outside a fault walk. */
+    public Status mkyoung(long ipa) {
+        return mkyoung(ipa, 0);
+    }
+
+    /**
+     * Sets the access flag of the leaf translating {@code ipa} (the access-flag fault handler).
+     * No TLBI: an entry with AF = 0 is never cached, so nothing stale can exist.
+     *
+     * @param flags walk flags, e.g. {@code SHARED | HANDLE_FAULT} from the fault path
+     * @return OK, NOT_MAPPED if no valid leaf translates {@code ipa}, RACED if it changed under us
+     */
+    public Status mkyoung(long ipa, int flags) {
+        checkLive();
+        long page = geometry.granule().pageSize();
+        return updateLeafAttrs(ipa & -page, page, Stage2Descriptor.AF, 0, flags).last;
+    }
+
+    /**
+     * Whether any valid leaf in the range has its access flag set; with {@code mkold}, clears it
+     * (a lost race is ignored). No TLBI: the MMU-notifier path that ages pages flushes.
+     */
+    public boolean testClearYoung(long ipa, long size, boolean mkold) {
+        checkLive();
+        checkAligned("ipa", ipa);
+        checkSize(size);
+        boolean[] young = {false};
+        long[] cleared = {0};
+        walk(ipa, size, (ctx, visit) -> {
+            long old = ctx.old();
+            if (!Pte.isValid(old) || (old & Stage2Descriptor.AF) == 0) return Status.OK;
+            young[0] = true;
+            if (mkold && ctx.trySet(old & ~Stage2Descriptor.AF)) cleared[0]++;
+            return Status.OK;
+        }, WalkFlags.LEAF, WalkPolicy.RANGE);
+        counters.attrUpdates.add(cleared[0]);
+        return young[0];
+    }
+
+    /** {@link #relaxPerms(long, Prot, int, Tlb)} outside a fault walk, with no local TLB. */
+    public Status relaxPerms(long ipa, Prot prot) {
+        return relaxPerms(ipa, prot, 0, null);
+    }
+
+    /**
+     * Adds the read/write rights in {@code prot} to the leaf translating {@code ipa} and sets its
+     * execute field to exactly {@code prot}'s execute rights (so pass the union of the old and
+     * new rights). Then a local TLBI on {@code local}: only the faulting CPU can hold the stale,
+     * more restrictive entry that made it fault; other CPUs fault and fix themselves.
+     *
+     * @param flags walk flags, e.g. {@code SHARED | HANDLE_FAULT} from the fault path
+     * @param local the faulting CPU's TLB (null: none to invalidate)
+     * @return OK, NOT_MAPPED (no valid leaf), or RACED (changed or locked by another walker)
+     * @throws PageTableException EINVAL if {@code prot} carries anything but R/W/X rights
+     */
+    public Status relaxPerms(long ipa, Prot prot, int flags, dev.ptlab.core.hw.Tlb local) {
+        checkLive();
+        if (prot == null) throw PageTableException.invalidArgument("prot", "null", "is required");
+        if ((prot.bits() & ~(Prot.R_BIT | Prot.W_BIT | Prot.X_BITS)) != 0) {
+            throw PageTableException.invalidArgument("prot", prot, "is invalid for relaxPerms: only r, w and x rights may be given");
+        }
+        long set = Stage2Descriptor.xnFor(prot);
+        if (prot.readable()) set |= Stage2Descriptor.S2AP_R;
+        if (prot.writable()) set |= Stage2Descriptor.S2AP_W;
+        long page = geometry.granule().pageSize();
+        AttrVisitor v = updateLeafAttrs(ipa & -page, page, set, Stage2Descriptor.XN_MASK, flags);
+        if (v.last == Status.OK || v.last == Status.RACED) {
+            tlbi.flushVmidIpaLocal(local, vmid, ipa & -page, v.last == Status.OK ? v.lastLevel : TlbMaintenance.LEVEL_UNKNOWN);
+        }
+        return v.last;
+    }
+
+    /**
+     * D-cache clean+invalidate of the target of every cacheable leaf in the range (set/way
+     * emulation, caches being turned on or off). Nothing to do with FWB.
+     */
+    public void flush(long ipa, long size) {
+        checkLive();
+        checkAligned("ipa", ipa);
+        checkSize(size);
+        if (fwb) return;
+        long[] tally = new long[2];
+        walk(ipa, size, (ctx, visit) -> {
+            long old = ctx.old();
+            if (Stage2Descriptor.isCacheable(old, false)) {
+                tally[0]++;
+                tally[1] += ctx.granuleSize();
+                CacheMaintenance.Listener l = cmo.listener();
+                if (l != null) l.dcacheCleanInvalPoc(geometry.outputAddress(old), ctx.granuleSize());
+            }
+            return Status.OK;
+        }, WalkFlags.LEAF, WalkPolicy.RANGE);
+        recordCmo(tally[0], tally[1], 0, 0);
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // annotations
+
+    /**
+     * Marks every page of the range as owned by {@code ownerId} with an invalid, counted entry
+     * (owner 0, the table's owner, is the zero entry). Blocks in the range are replaced by tables
+     * with break-before-make; the rest of such a block is lost and refaults.
+     */
+    public void setOwner(long ipa, long size, MemCache cache, int ownerId) {
+        if (ownerId < 0 || ownerId > Pte.MAX_OWNER_ID) {
+            throw PageTableException.invalidArgument("owner", (Object) ownerId, "is outside 0.." + Pte.MAX_OWNER_ID);
+        }
+        annotate(ipa, size, cache, Pte.ownerAnnotation(ownerId));
+    }
+
+    /**
+     * Writes the invalid entry {@code annotation} into every page of the range (the typed form of
+     * {@link #setOwner}). It must be invalid (bit 0 clear) and must not use the LOCKED bit.
+     */
+    public void annotate(long ipa, long size, MemCache cache, long annotation) {
+        checkLive();
+        checkAligned("ipa", ipa);
+        checkSize(size);
+        if (Pte.isValid(annotation)) {
+            throw PageTableException.invalidArgument("annotation", annotation, "is a valid descriptor (bit 0 set)");
+        }
+        if ((annotation & Pte.LOCKED) != 0) {
+            throw PageTableException.invalidArgument("annotation", annotation, "uses the LOCKED bit 10");
+        }
+        MapVisitor v = new MapVisitor(0, 0, cache, true, true, annotation);
+        try {
+            walk(ipa, size, v, WalkFlags.TABLE_PRE | WalkFlags.LEAF, WalkPolicy.RANGE);
+        } finally {
+            v.flushCounts();
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // unlinked subtrees and eager split
+
+    /**
+     * Builds, off the table, a subtree mapping what one level-{@code level} block at {@code pa}
+     * would map: fully down to pages with {@code forcePte}, else one level of next-size blocks.
+     * Nothing can see it yet, so neither TLBI nor cache maintenance is done. On failure the
+     * partial subtree is freed and the error rethrown.
+     */
+    public UnlinkedTable createUnlinked(long pa, int level, Prot prot, MemCache cache, boolean forcePte) {
+        checkLive();
+        if (prot == null) throw PageTableException.invalidArgument("prot", "null", "is required");
+        checkUnlinkedLevel(level);
+        long span = geometry.granule().levelSize(level);
+        if ((pa & (span - 1)) != 0) {
+            throw PageTableException.invalidArgument("pa", pa, "is not aligned to the level-" + level + " span 0x"
+                    + Long.toHexString(span));
+        }
+        checkPa(pa, span);
+        long attr = Stage2Descriptor.attributes(prot, fwb, geometry.oaFormat());
+        return buildUnlinked(pa, level, attr, cache, forcePte, 0);
+    }
+
+    private void checkUnlinkedLevel(int level) {
+        if (level < geometry.startLevel() || level >= dev.ptlab.core.arch.Granule.LAST_LEVEL) {
+            throw PageTableException.invalidArgument("level", (Object) level, "is outside " + geometry.startLevel() + ".."
+                    + (dev.ptlab.core.arch.Granule.LAST_LEVEL - 1) + " (the level of the entry the subtree hangs under)");
+        }
+    }
+
+    private UnlinkedTable buildUnlinked(long pa, int level, long attr, MemCache cache, boolean forcePte, long base) {
+        if (cache == null) {
+            throw new PageTableException(Errno.ENOMEM, base, level, "a table is needed and no memory cache was given");
+        }
+        long root;
+        try {
+            root = cache.allocate();
+        } catch (PageTableException e) {
+            throw new PageTableException(Errno.ENOMEM, base, level, "a table is needed and the memory cache is empty");
+        }
+        MapVisitor v = new MapVisitor(pa, attr, cache, forcePte);
+        try {
+            Walker.walkSubtree(geometry, memory, root, level + 1, base, v,
+                    WalkFlags.LEAF | WalkFlags.SKIP_BBM_TLBI | WalkFlags.SKIP_CMO, WalkPolicy.RANGE);
+        } catch (RuntimeException e) {
+            freeSubtree(root, level, base);
+            throw e;
+        } finally {
+            counters.tablesInstalled.add(v.tables);
+        }
+        return new UnlinkedTable(root, level, base);
+    }
+
+    /** Frees a subtree no walker can reach any more (never installed, or detached after a grace period). */
+    public void freeUnlinked(UnlinkedTable subtree) {
+        if (subtree == null) throw new IllegalArgumentException("subtree: null");
+        synchronized (subtree) {
+            if (subtree.freed) throw new IllegalStateException(subtree + " was already freed");
+            subtree.freed = true;
+        }
+        freeSubtree(subtree.pa, subtree.level, subtree.base);
+    }
+
+    /** Frames a full split of one level-{@code level} block to pages needs (513 for a 4K L1 block). */
+    public int framesForFullSplit(int level) {
+        if (level >= dev.ptlab.core.arch.Granule.LAST_LEVEL) return 0;
+        return 1 + (level + 1 >= dev.ptlab.core.arch.Granule.LAST_LEVEL ? 0
+                : geometry.granule().entriesPerTable() * framesForFullSplit(level + 1));
+    }
+
+    /**
+     * Eager split: every block in the range becomes a subtree mapping exactly what it mapped
+     * (same output addresses and attributes), built off-table and swapped in with
+     * break-before-make. A block is split fully to pages when {@code cache} holds enough frames
+     * ({@link #framesForFullSplit}), otherwise into one level of smaller blocks, which the walk
+     * then visits and splits further while frames last.
+     *
+     * @throws PageTableException ENOMEM when not even one table can be built; the table stays
+     *     valid (blocks split so far stay split)
+     */
+    public void split(long ipa, long size, MemCache cache) {
+        checkLive();
+        checkAligned("ipa", ipa);
+        checkSize(size);
+        if (cache == null) throw PageTableException.invalidArgument("cache", "null", "is required");
+        SplitVisitor v = new SplitVisitor(cache);
+        try {
+            walk(ipa, size, v, WalkFlags.LEAF, WalkPolicy.RANGE);
+        } finally {
+            counters.splits.add(v.splits);
+            counters.breakBeforeMake.add(v.splits);
+        }
+    }
+
+    final class SplitVisitor implements LeafRunVisitor {
+        final MemCache cache;
+        long splits;
+
+        SplitVisitor(MemCache cache) {
+            this.cache = cache;
+        }
+
+        @Override
+        public Status visit(VisitContext ctx, Visit visit) {
+            long old = ctx.old();
+            int level = ctx.level();
+            if (level == dev.ptlab.core.arch.Granule.LAST_LEVEL || !Pte.isValid(old)) return Status.OK;
+            int need = framesForFullSplit(level);
+            if (cache.size() < 1) {
+                throw new PageTableException(Errno.ENOMEM, ctx.entryBase(), level,
+                        "splitting a block needs at least one table frame and the memory cache is empty");
+            }
+            boolean full = cache.size() >= need;
+            // The block's own attribute bits (not re-derived from a prot): every page of the
+            // subtree translates exactly as the block did, memory type and AF included.
+            long attr = old & (Pte.ATTR_LO | Pte.ATTR_HI);
+            UnlinkedTable sub = buildUnlinked(geometry.outputAddress(old), level, attr, cache, full, ctx.entryBase());
+            if (!breakEntry(ctx, vmid)) {
+                freeUnlinked(sub);
+                return Status.RACED;
+            }
+            make(ctx, Stage2Descriptor.table(geometry, sub.pa));
+            splits++;
+            return Status.OK;
+        }
+
+        /** Pages are already as small as it gets: pass runs of them without a call per entry. */
+        @Override
+        public void visitLeafRun(VisitContext ctx) {
+            if (ctx.level() != dev.ptlab.core.arch.Granule.LAST_LEVEL) return;
+            while (ctx.nextInRun()) {
+                // nothing to do for a page or an invalid entry
+            }
+        }
+    }
 }
+

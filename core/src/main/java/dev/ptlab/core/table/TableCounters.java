@@ -13,6 +13,10 @@ public final class TableCounters {
     final LongAdder tablesInstalled = new LongAdder();
     final LongAdder tablesFreed = new LongAdder();
     final LongAdder raced = new LongAdder();
+    final LongAdder coalesced = new LongAdder();
+    final LongAdder invalidWindowSteps = new LongAdder();
+    final LongAdder splits = new LongAdder();
+    final LongAdder attrUpdates = new LongAdder();
 
     /** Valid or LOCKED entries replaced through break-before-make. */
     public long breakBeforeMake() { return breakBeforeMake.sum(); }
@@ -23,7 +27,23 @@ public final class TableCounters {
     /** Visits that reported RACED (lost a race, met LOCKED, or found nothing to change). */
     public long raced() { return raced.sum(); }
 
+    /** Tables replaced by one block (map's coalescing path). */
+    public long coalesced() { return coalesced.sum(); }
+    /**
+     * Walker steps (entries visited) during which a coalesced entry was invalid: 0 for the
+     * install-first order, the whole old subtree's teardown for the unmap-first order.
+     */
+    public long invalidWindowSteps() { return invalidWindowSteps.sum(); }
+    /** Blocks replaced by a pre-built subtree (eager split). */
+    public long splits() { return splits.sum(); }
+    /** Leaf entries whose attributes (permissions, AF) an update changed. */
+    public long attrUpdates() { return attrUpdates.sum(); }
+
     public void reset() {
+        coalesced.reset();
+        invalidWindowSteps.reset();
+        splits.reset();
+        attrUpdates.reset();
         breakBeforeMake.reset();
         leavesInstalled.reset();
         leavesRemoved.reset();
@@ -35,6 +55,8 @@ public final class TableCounters {
     @Override
     public String toString() {
         return "bbm=" + breakBeforeMake() + " leaves+=" + leavesInstalled() + " leaves-=" + leavesRemoved()
-                + " tables+=" + tablesInstalled() + " tables-=" + tablesFreed() + " raced=" + raced();
+                + " tables+=" + tablesInstalled() + " tables-=" + tablesFreed() + " raced=" + raced()
+                + " coalesced=" + coalesced() + " invalidWindowSteps=" + invalidWindowSteps() + " splits=" + splits()
+                + " attrUpdates=" + attrUpdates();
     }
 }

@@ -1,5 +1,7 @@
 package dev.ptlab.core.walk;
 
+import dev.ptlab.core.InvariantViolation;
+import dev.ptlab.core.arch.BreakBeforeMake;
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Pte;
@@ -37,6 +39,8 @@ public final class VisitContext {
     final long start;
     final long end;
     final boolean stage2;
+    /** Checking mode: every store is checked against the break-before-make rule. */
+    final boolean checking;
     /** The geometry's level shifts, indexed by {@code level + 1} (shared, never written). */
     final int[] shifts;
 
@@ -67,6 +71,7 @@ public final class VisitContext {
         this.start = start;
         this.end = end;
         this.stage2 = geometry.stage() == Stage.STAGE2;
+        this.checking = memory.checking();
         this.shifts = SHIFTS[geometry.granule().ordinal()];
     }
 
@@ -263,6 +268,7 @@ public final class VisitContext {
      */
     public boolean trySet(long value) {
         checkActive();
+        if (checking) checkStore(value);
         if (!shared) {
             Frames.setPlain(frame, index, value);
             old = value;
@@ -284,8 +290,61 @@ public final class VisitContext {
      */
     public void publish(long value) {
         checkActive();
+        if (checking) checkStore(value);
         Frames.setRelease(frame, index, value);
         old = value;
+    }
+
+    /**
+     * Checking mode: the entry's current value may become {@code value} only if the change is
+     * BBM-exempt (invalid on either side, or only permission/AF/software bits differ).
+     */
+    private void checkStore(long value) {
+        long current = Frames.getAcquire(frame, index);
+        if (!BreakBeforeMake.storeAllowed(geometry.stage(), level, current, value)) {
+            throw new InvariantViolation("break-before-make violated at 0x" + Long.toHexString(addr & -span) + " level "
+                    + level + ": valid 0x" + Long.toHexString(current) + " replaced by valid 0x" + Long.toHexString(value)
+                    + " without an invalid entry in between");
+        }
+    }
+
+    /**
+     * For a {@link LeafRunVisitor} in an exclusive walk: applies {@code (v & ~clear) | set} to
+     * consecutive valid leaf entries from the current one on, in one tight loop, and returns how
+     * many it passed (changed or already equal). For each it does what {@code trySet((old() &
+     * ~clear) | set)} followed by a successful {@link #nextInRun()} does; it stops before the first
+     * entry that is not a valid leaf and at the end of the table or range. Only for changes the
+     * break-before-make rule exempts (permission, AF, software bits); the context is left on the
+     * last entry passed. Returns 0 outside a run.
+     */
+    public int updateRun(long set, long clear) {
+        checkActive();
+        if (!inRun || shared) return 0;
+        long mask = stage2 ? BreakBeforeMake.STAGE2_EXEMPT : BreakBeforeMake.HYP_EXEMPT;
+        if (((set | clear) & ~mask) != 0) {
+            throw new IllegalArgumentException("set/clear: 0x" + Long.toHexString(set | clear)
+                    + " touches bits that need break-before-make");
+        }
+        long[] f = frame;
+        int i = index;
+        long stop = Math.min(f.length, (long) i + entriesBeforeEnd());
+        int lvl = level;
+        long last = old;
+        while (i < stop) {
+            long v = Frames.getPlain(f, i);
+            if (!Pte.isValid(v) || Pte.isTable(v, lvl)) break;
+            long nv = (v & ~clear) | set;
+            if (nv != v) Frames.setPlain(f, i, nv);
+            last = nv;
+            i++;
+        }
+        int n = i - index;
+        if (n > 0) {
+            index = i - 1;
+            if (n > 1) addr = (addr & -span) + (long) (n - 1) * span;
+            old = last;
+        }
+        return n;
     }
 
     /** Takes a reference on the containing table frame. */

@@ -8,6 +8,7 @@ import dev.ptlab.core.arch.HypDescriptor;
 import dev.ptlab.core.arch.MemAttr;
 import dev.ptlab.core.arch.OutputAddressFormat;
 import dev.ptlab.core.arch.Prot;
+import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.arch.Stage2Descriptor;
 import dev.ptlab.core.mem.Frames;
 import dev.ptlab.core.mem.MemCache;
@@ -300,6 +301,8 @@ class MmuTest {
                 boolean was = ctx.isCounted(ctx.old()), will = ctx.isCounted(value);
                 if (will && !was) ctx.getRef();
                 if (was && !will) ctx.putRef();
+                // Break before make: the checking mode rejects a direct valid -> valid rewrite.
+                if (Pte.isValid(ctx.old()) && Pte.isValid(value)) ctx.trySet(0);
                 ctx.trySet(value);
             }
             return Status.OK;

@@ -203,7 +203,10 @@ class WalkerTest {
                 Stage2Descriptor.attributes(Prot.RW, false, table.geometry().oaFormat()), 2);
         Recorder r = new Recorder((ctx, v) -> {
             if (v == Visit.TABLE_PRE && ctx.level() == 2) {
-                assertThat(ctx.trySet(block)).isTrue(); // counted -> counted: the L2 frame's count is unchanged
+                // Break before make (the checking mode insists), then the block: counted -> counted,
+                // so the L2 frame's count is unchanged.
+                assertThat(ctx.trySet(0)).isTrue();
+                assertThat(ctx.trySet(block)).isTrue();
                 // Free the detached subtree now: in checking mode, descending into it would throw.
                 mem.free(oldL3);
             }

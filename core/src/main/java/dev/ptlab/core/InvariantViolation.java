@@ -1,4 +1,4 @@
-package dev.ptlab.core.check;
+package dev.ptlab.core;
 
 /** A table, refcount or break-before-make invariant does not hold. Thrown loudly, never swallowed. */
 public final class InvariantViolation extends IllegalStateException {

@@ -1,0 +1,29 @@
+package dev.ptlab.core.arch;
+
+/**
+ * The architectural break-before-make rule as a predicate: a valid descriptor may be replaced by
+ * another valid descriptor without first being invalidated (and the TLB invalidated) only when
+ * the change is confined to permission bits, the access flag, DBM and software bits. Any change
+ * of output address, size (block/table/page), memory type or shareability needs BBM, or TLBs
+ * may hold two conflicting translations.
+ */
+public final class BreakBeforeMake {
+    private BreakBeforeMake() {}
+
+    /** Stage-2 bits that may change on a live leaf. */
+    public static final long STAGE2_EXEMPT = Stage2Descriptor.PERMS | Stage2Descriptor.AF | Stage2Descriptor.DBM | Pte.SW_BITS;
+    /** Hyp (EL2 stage-1) bits that may change on a live leaf. */
+    public static final long HYP_EXEMPT = HypDescriptor.AP_MASK | HypDescriptor.XN | HypDescriptor.PXN | HypDescriptor.AF
+            | Pte.SW_BITS;
+
+    /**
+     * Whether storing {@code next} over {@code current} at {@code level} is allowed without BBM:
+     * true unless both are valid, differ, and the difference is more than exempt leaf bits.
+     */
+    public static boolean storeAllowed(Stage stage, int level, long current, long next) {
+        if (!Pte.isValid(current) || !Pte.isValid(next) || current == next) return true;
+        if (Pte.isTable(current, level) || Pte.isTable(next, level)) return false;
+        long exempt = stage == Stage.STAGE2 ? STAGE2_EXEMPT : HYP_EXEMPT;
+        return ((current ^ next) & ~exempt) == 0;
+    }
+}
