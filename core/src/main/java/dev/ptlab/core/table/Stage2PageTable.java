@@ -825,7 +825,8 @@ public final class Stage2PageTable extends PageTable {
             freeSubtree(root, level, base);
             throw e;
         } finally {
-            counters.tablesInstalled.add(v.tables);
+            // The subtree's own root counts too: freeSubtree counts it as freed.
+            counters.tablesInstalled.add(v.tables + 1);
         }
         return new UnlinkedTable(root, level, base);
     }
