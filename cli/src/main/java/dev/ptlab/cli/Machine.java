@@ -10,12 +10,15 @@ import dev.ptlab.core.hw.Mmu;
 import dev.ptlab.core.hw.Tlb;
 import dev.ptlab.core.hw.TlbSystem;
 import dev.ptlab.core.hw.Translation;
+import dev.ptlab.core.mem.CacheMaintenance;
 import dev.ptlab.core.mem.MemCache;
 import dev.ptlab.core.mem.PhysicalMemory;
+import dev.ptlab.core.table.CoalescePolicy;
 import dev.ptlab.core.table.HypPageTable;
 import dev.ptlab.core.table.Leaf;
 import dev.ptlab.core.table.PageTable;
 import dev.ptlab.core.table.Stage2PageTable;
+import dev.ptlab.core.table.TableCounters;
 import dev.ptlab.core.walk.Status;
 import dev.ptlab.core.walk.WalkFlags;
 import dev.ptlab.core.walk.WalkPolicy;
@@ -24,8 +27,9 @@ import java.util.List;
 
 /**
  * Runs parsed scenario commands against one table: physical memory for its frames, a memory
- * cache topped up before each stage-2 map, a TLB system with one CPU's TLB, and that CPU's MMU
- * for translate and expect.
+ * cache topped up before each stage-2 map (and set-owner), a TLB system with one CPU's TLB, and
+ * that CPU's MMU for translate and expect. That CPU is also the "local" CPU of relax, and
+ * {@code tlbi} stands for the invalidations a caller of wrprotect or mkold would issue.
  *
  * <p>With an output writer every command prints its result; without one the run is silent.
  * Failed expectations go to the error writer and are counted; every other problem ends the run
@@ -68,10 +72,10 @@ final class Machine {
             try {
                 execute(c);
             } catch (PageTableException e) {
-                throw ScenarioException.at(file, c.line(), verb(c) + " failed: " + e.getMessage(), expectedFor(c, e.errno()));
+                throw ScenarioException.at(file, c.line(), c.verb() + " failed: " + e.getMessage(), expectedFor(c, e.errno()));
             } catch (RuntimeException e) {
                 // A broken invariant or a library bug: still name the line that triggered it.
-                throw new ScenarioException(file + ":" + c.line() + ": " + verb(c) + " failed: " + e
+                throw new ScenarioException(file + ":" + c.line() + ": " + c.verb() + " failed: " + e
                         + "; expected the operation to succeed", e);
             }
             commands++;
@@ -81,25 +85,25 @@ final class Machine {
         }
     }
 
-    private static String verb(Step c) {
-        if (c instanceof Step.Table) return ((Step.Table) c).stage2() ? "stage2" : "hyp";
-        return c.getClass().getSimpleName().toLowerCase(java.util.Locale.ROOT);
-    }
-
     private String expectedFor(Step c, Errno errno) {
         Geometry g = spec == null ? null : spec.geometry();
         String gran = g == null ? "" : " to the " + g.granule().label() + " granule";
         switch (errno) {
             case EINVAL:
                 if (c instanceof Step.Map) {
-                    return addrName() + ", SIZE and PA aligned" + gran + " and a prot the " + TableDump.kind(g) + " table accepts";
+                    return addrName() + ", SIZE and PA aligned" + gran + " and a prot the " + TableDump.kind(g) + " table accepts"
+                            + (stage2 != null && (spec.flags() & Stage2PageTable.IDMAP) != 0 ? " (idmap table: PA equal to IPA)" : "");
                 }
-                if (c instanceof Step.Unmap) return addrName() + " and SIZE aligned" + gran;
+                if (c instanceof Step.Unmap || c instanceof Step.Wrprotect || c instanceof Step.Young
+                        || c instanceof Step.Flush || c instanceof Step.Split || c instanceof Step.SetOwner) {
+                    return addrName() + " and SIZE aligned" + gran + ", SIZE above 0";
+                }
                 if (c instanceof Step.Table) return "mem-base= and mem-size= aligned" + gran;
                 return "valid arguments";
             case ERANGE:
                 return "a range inside the " + g.iaBits() + "-bit " + addrName() + " space [0, " + Numbers.hex(g.iaLimit()) + ")";
             case ENOMEM:
+                if (c instanceof Step.Split) return "a memory cache with frames for the split (raise frames= or mem-size=)";
                 return "the tables to fit in table memory (raise mem-size= on the table line)";
             case EEXIST:
                 return "no live mapping in the way (hyp map never replaces one: unmap it first)";
@@ -116,7 +120,7 @@ final class Machine {
         if (out != null) out.println(s);
     }
 
-    private void execute(Step c) {
+    private void execute(Step c) throws ScenarioException {
         if (c instanceof Step.Table) {
             create((Step.Table) c);
         } else if (c instanceof Step.Map) {
@@ -134,6 +138,32 @@ final class Machine {
             print("leaf " + Describe.leaf(spec.geometry(), fwb, addr, leaf.pte(), leaf.level()));
         } else if (c instanceof Step.Dump) {
             if (out != null) dump(out);
+        } else if (c instanceof Step.ExpectLeaf) {
+            expectLeaf((Step.ExpectLeaf) c);
+        } else if (c instanceof Step.ExpectOwner) {
+            expectOwner((Step.ExpectOwner) c);
+        } else if (c instanceof Step.Wrprotect) {
+            wrprotect((Step.Wrprotect) c);
+        } else if (c instanceof Step.Tlbi) {
+            tlbi((Step.Tlbi) c);
+        } else if (c instanceof Step.Mkyoung) {
+            mkyoung((Step.Mkyoung) c);
+        } else if (c instanceof Step.Young) {
+            young((Step.Young) c);
+        } else if (c instanceof Step.Relax) {
+            relax((Step.Relax) c);
+        } else if (c instanceof Step.Split) {
+            split((Step.Split) c);
+        } else if (c instanceof Step.Flush) {
+            flush((Step.Flush) c);
+        } else if (c instanceof Step.SetOwner) {
+            setOwner((Step.SetOwner) c);
+        } else if (c instanceof Step.IdmapGreedy) {
+            idmapGreedy((Step.IdmapGreedy) c);
+        } else if (c instanceof Step.Coalesce) {
+            coalescePolicy((Step.Coalesce) c);
+        } else if (c instanceof Step.Counters) {
+            if (out != null) counters(out);
         } else {
             throw new IllegalStateException("unhandled command " + c);
         }
@@ -172,11 +202,14 @@ final class Machine {
             sb.append(", vmid ").append(spec.vmid());
             if ((spec.flags() & Stage2PageTable.FWB) != 0) sb.append(", fwb");
             if ((spec.flags() & Stage2PageTable.RANGE_TLBI) != 0) sb.append(", range-tlbi");
+            if ((spec.flags() & Stage2PageTable.IDMAP) != 0) sb.append(", idmap");
         }
         return sb.toString();
     }
 
     private void map(Step.Map m) {
+        long coalesced = table.counters().coalesced();
+        long window = table.counters().invalidWindowSteps();
         long bbm = table.counters().breakBeforeMake();
         long leaves = table.counters().leavesInstalled();
         long tables = table.counters().tablesInstalled();
@@ -192,7 +225,11 @@ final class Machine {
                 + " " + m.prot() + ": " + leafBreakdown(m.addr(), m.size()) + "; installed "
                 + plural(table.counters().leavesInstalled() - leaves, "leaf", "leaves") + ", "
                 + plural(table.counters().tablesInstalled() - tables, "table", "tables") + "; "
-                + (table.counters().breakBeforeMake() - bbm) + " BBM");
+                + (table.counters().breakBeforeMake() - bbm) + " BBM"
+                + (table.counters().coalesced() == coalesced ? "" : "; coalesced "
+                        + plural(table.counters().coalesced() - coalesced, "table", "tables") + " into blocks ("
+                        + stage2.coalescePolicy().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-') + ", invalid for "
+                        + plural(table.counters().invalidWindowSteps() - window, "walker step", "walker steps") + ")"));
     }
 
     /**
@@ -214,6 +251,15 @@ final class Machine {
      * entries at the two ends of each piece of the range still being split (at most two pieces).
      */
     static long tableBound(Geometry g, long ipa, long size, long pa) {
+        return tableBound(g, ipa, size, pa, false);
+    }
+
+    /** {@link #tableBound} for an operation that writes page-sized entries only (set-owner). */
+    static long pageTableBound(Geometry g, long ipa, long size) {
+        return tableBound(g, ipa, size, ipa, true);
+    }
+
+    private static long tableBound(Geometry g, long ipa, long size, long pa, boolean pagesOnly) {
         long need = 0;
         long[] starts = {ipa};
         long[] ends = {ipa + size};
@@ -221,7 +267,7 @@ final class Machine {
         for (int level = g.startLevel(); level < Granule.LAST_LEVEL; level++) {
             int shift = g.granule().levelShift(level);
             long span = 1L << shift;
-            boolean fits = g.leafAllowed(level) && ((ipa ^ pa) & (span - 1)) == 0;
+            boolean fits = !pagesOnly && g.leafAllowed(level) && ((ipa ^ pa) & (span - 1)) == 0;
             long[] nextStarts = new long[2 * n];
             long[] nextEnds = new long[2 * n];
             int kept = 0;
@@ -286,6 +332,183 @@ final class Machine {
                         + " reaching past the range: hyp unmap stops there)" : ""));
     }
 
+    // ------------------------------------------------------------------------------------------
+    // stage-2 operations beyond map and unmap
+
+    private void wrprotect(Step.Wrprotect w) {
+        long updates = table.counters().attrUpdates();
+        long tlbis = tlbs.totalFlushes();
+        stage2.wrprotect(w.addr(), w.size());
+        check();
+        print("wrprotect " + Numbers.range(w.addr(), w.size()) + " (" + Numbers.size(w.size()) + "): write permission removed from "
+                + plural(table.counters().attrUpdates() - updates, "leaf", "leaves") + "; "
+                + plural(tlbs.totalFlushes() - tlbis, "TLBI", "TLBIs")
+                + " (the caller's TLBI is separate: until \"tlbi\" a CPU may still write through its TLB)");
+    }
+
+    private void tlbi(Step.Tlbi t) {
+        int before = tlb.size();
+        String what;
+        if (t.all()) {
+            tlbs.flushVmid(spec.vmid());
+            what = "tlbi all: TLBI of every entry of vmid " + spec.vmid();
+        } else {
+            tlbs.flushVmidRange(spec.vmid(), t.addr(), t.size());
+            what = "tlbi " + Numbers.range(t.addr(), t.size()) + " (" + Numbers.size(t.size()) + "): range TLBI of vmid " + spec.vmid();
+        }
+        print(what + " on every CPU; " + tlb.name() + " TLB entries " + before + " -> " + tlb.size());
+    }
+
+    private void mkyoung(Step.Mkyoung m) {
+        Status st = stage2.mkyoung(m.addr());
+        check();
+        if (out == null) return;
+        print("mkyoung " + Numbers.hex(m.addr()) + ": " + st + (st == Status.OK ? ", access flag set on the " + leafName(m.addr())
+                : st == Status.NOT_MAPPED ? " (no valid leaf translates it)" : " (the entry is locked or changed)")
+                + "; no TLBI (an entry with AF=0 is never cached)");
+    }
+
+    private void young(Step.Young y) {
+        long updates = table.counters().attrUpdates();
+        boolean young = stage2.testClearYoung(y.addr(), y.size(), y.mkold());
+        check();
+        String head = y.verb() + " " + Numbers.range(y.addr(), y.size()) + " (" + Numbers.size(y.size()) + "): ";
+        if (!y.mkold()) {
+            print(head + (young ? "young (a valid leaf in the range has its access flag set)" : "old (no valid leaf in the range "
+                    + "has its access flag set)"));
+            return;
+        }
+        print(head + (young ? "was young" : "was old") + "; access flag cleared on "
+                + plural(table.counters().attrUpdates() - updates, "leaf", "leaves")
+                + "; no TLBI (an entry cached while young still translates until \"tlbi\")");
+    }
+
+    private void relax(Step.Relax r) {
+        long local = tlbs.localIpaFlushes();
+        long total = tlbs.totalFlushes();
+        long icache = memory.cacheMaintenance().icacheOps();
+        Status st = stage2.relaxPerms(r.addr(), r.prot(), 0, tlb);
+        check();
+        if (out == null) return;
+        StringBuilder sb = new StringBuilder("relax " + Numbers.hex(r.addr()) + " " + r.prot() + ": " + st);
+        if (st == Status.OK) sb.append(", the ").append(leafName(r.addr()));
+        else if (st == Status.NOT_MAPPED) sb.append(" (no valid leaf translates it)");
+        else sb.append(" (the entry is locked or changed)");
+        long icacheOps = memory.cacheMaintenance().icacheOps() - icache;
+        if (icacheOps > 0) sb.append("; I-cache invalidated (newly executable)");
+        long locals = tlbs.localIpaFlushes() - local;
+        sb.append("; ").append(locals == 0 ? "no TLBI" : plural(locals, "local TLBI", "local TLBIs") + " by IPA on " + tlb.name()
+                + " (the scenario's CPU; other CPUs are not invalidated)");
+        long others = tlbs.totalFlushes() - total - locals;
+        if (others > 0) sb.append(", ").append(plural(others, "other TLBI", "other TLBIs"));
+        print(sb.toString());
+    }
+
+    private void split(Step.Split s) {
+        Geometry g = spec.geometry();
+        long frames = s.frames();
+        if (frames < 0) {
+            // Enough for every block the range touches to be split to pages at once.
+            long[] need = {0};
+            if (s.size() > 0 && s.addr() < g.iaLimit() && s.size() <= g.iaLimit() - s.addr()) {
+                table.walk(s.addr(), s.size(), (ctx, visit) -> {
+                    if (Pte.isValid(ctx.old()) && ctx.level() < Granule.LAST_LEVEL) {
+                        need[0] += stage2.framesForFullSplit(ctx.level());
+                    }
+                    return Status.OK;
+                }, WalkFlags.LEAF, WalkPolicy.RANGE);
+            }
+            frames = need[0];
+        }
+        long free = memory.frameCount() - memory.framesInUse();
+        int filled = (int) Math.min(Math.min(frames, free), Integer.MAX_VALUE - 8);
+        long splits = table.counters().splits();
+        long tables = table.counters().tablesInstalled();
+        long bbm = table.counters().breakBeforeMake();
+        long tlbis = tlbs.totalFlushes();
+        MemCache splitCache = new MemCache(memory);
+        String failure = null;
+        try {
+            splitCache.topUp(filled);
+            stage2.split(s.addr(), s.size(), splitCache);
+        } catch (PageTableException e) {
+            if (e.errno() != Errno.ENOMEM) throw e;
+            failure = e.getMessage();
+        } finally {
+            splitCache.release();
+        }
+        check();
+        if (out == null) return;
+        String head = "split " + Numbers.range(s.addr(), s.size()) + " (" + Numbers.size(s.size()) + ") with "
+                + (s.frames() < 0 ? plural(filled, "frame", "frames") + " (enough for a full split)" : "frames=" + s.frames())
+                + (filled < frames ? " (capped at the " + filled + " free frames)" : "") + ": ";
+        String done = "split " + plural(table.counters().splits() - splits, "block", "blocks") + ", installed "
+                + plural(table.counters().tablesInstalled() - tables, "table", "tables") + "; now "
+                + leafBreakdown(s.addr(), s.size()) + "; " + (table.counters().breakBeforeMake() - bbm) + " BBM, "
+                + plural(tlbs.totalFlushes() - tlbis, "TLBI", "TLBIs");
+        print(head + done + (failure == null ? "" : "; then ENOMEM, the table stays valid: " + failure));
+    }
+
+    private void flush(Step.Flush f) {
+        CacheMaintenance cmo = memory.cacheMaintenance();
+        long ops = cmo.dcacheOps();
+        long bytes = cmo.dcacheBytes();
+        stage2.flush(f.addr(), f.size());
+        print("flush " + Numbers.range(f.addr(), f.size()) + " (" + Numbers.size(f.size()) + "): "
+                + (fwb ? "nothing to do with fwb (the stage-2 attributes force write-back)"
+                        : "D-cache clean+invalidate of " + plural(cmo.dcacheOps() - ops, "cacheable leaf", "cacheable leaves")
+                                + " (" + Numbers.bytes(cmo.dcacheBytes() - bytes) + ")"));
+    }
+
+    private void setOwner(Step.SetOwner o) {
+        Geometry g = spec.geometry();
+        long end = o.addr() + o.size();
+        if (o.size() > 0 && end > o.addr() && end <= g.iaLimit()) {
+            long free = memory.frameCount() - memory.framesInUse() + cache.size();
+            cache.topUp((int) Math.min(Math.min(pageTableBound(g, o.addr(), o.size()), free), Integer.MAX_VALUE - 8));
+        }
+        long tables = table.counters().tablesInstalled();
+        long bbm = table.counters().breakBeforeMake();
+        long tlbis = tlbs.totalFlushes();
+        stage2.setOwner(o.addr(), o.size(), cache, o.owner());
+        check();
+        print("set-owner " + Numbers.range(o.addr(), o.size()) + " (" + Numbers.size(o.size()) + ") owner " + o.owner() + ": "
+                + plural(o.size() / g.granule().pageSize(), "page", "pages")
+                + (o.owner() == 0 ? " now plain invalid entries" : " now invalid entries annotated with owner " + o.owner())
+                + "; installed " + plural(table.counters().tablesInstalled() - tables, "table", "tables") + "; "
+                + (table.counters().breakBeforeMake() - bbm) + " BBM, " + plural(tlbs.totalFlushes() - tlbis, "TLBI", "TLBIs"));
+    }
+
+    /**
+     * {@code Stage2PageTable.idmapGreedy(long addr, Prot prot, AddressRange range, MemCache cache)}
+     * is being added on another branch and is not in this build's core. Once it is, the body is:
+     * top the cache up to {@code tableBound(g, start, end - start, start)}, call it with
+     * {@code new AddressRange(i.start(), i.end())}, {@link #check()}, and print the range it
+     * mapped with {@link #leafBreakdown}.
+     */
+    private void idmapGreedy(Step.IdmapGreedy i) throws ScenarioException {
+        throw new ScenarioException(file + ":" + i.line() + ": idmap-greedy is not available in this build; expected a core "
+                + "with Stage2PageTable.idmapGreedy (added on another branch)");
+    }
+
+    private void coalescePolicy(Step.Coalesce c) {
+        stage2.setCoalescePolicy(c.policy());
+        print("coalesce-policy " + (c.policy() == CoalescePolicy.INSTALL_FIRST
+                ? "install-first: map replaces a table by a block by breaking the table entry, installing the block, "
+                        + "then freeing the old tables (the range is never unmapped)"
+                : "unmap-first: map replaces a table by a block by breaking the table entry, TLBI of the whole VMID, "
+                        + "freeing the old tables, then installing the block (the range is unmapped meanwhile)"));
+    }
+
+    /** "L3 4K page 0x40000000-0x40000fff, now rw" style name of the leaf translating {@code addr}. */
+    private String leafName(long addr) {
+        Leaf leaf = table.getLeaf(addr);
+        if (!Pte.isValid(leaf.pte())) return "L" + leaf.level() + " entry (invalid)";
+        long span = spec.geometry().granule().levelSize(leaf.level());
+        return "L" + leaf.level() + " " + Numbers.size(span) + " " + (leaf.level() == Granule.LAST_LEVEL ? "page" : "block") + " "
+                + Numbers.range(addr & -span, span) + ", now " + Describe.leafAttrs(spec.geometry(), fwb, leaf.pte());
+    }
+
     /** In checking mode, table refcounts are verified after every change. */
     private void check() {
         if (spec.checking()) table.checkRefcounts();
@@ -306,16 +529,71 @@ final class Machine {
         boolean ok = e.fault() == null
                 ? !t.isFault() && t.pa() == e.pa()
                 : t.isFault() && t.fault() == e.fault() && t.level() == e.level();
+        String got = t.isFault() ? Describe.fault(t.fault(), t.level()) : Numbers.hex(t.pa());
+        result("expect " + wanted, e.line(), wanted, ok, got);
+    }
+
+    private void expectLeaf(Step.ExpectLeaf e) {
+        Leaf leaf = table.getLeaf(e.addr());
+        String echo = "expect-leaf " + Numbers.hex(e.addr()) + " level " + e.level();
+        String wanted = "a valid leaf at level " + e.level() + " for " + Numbers.hex(e.addr());
+        boolean ok = Pte.isValid(leaf.pte()) && leaf.level() == e.level();
+        String got = Pte.isValid(leaf.pte())
+                ? "L" + leaf.level() + " " + Numbers.size(spec.geometry().granule().levelSize(leaf.level()))
+                        + (leaf.level() == Granule.LAST_LEVEL ? " page" : " block")
+                : "no leaf (L" + leaf.level() + " " + (leaf.pte() == 0 ? "invalid entry" : Describe.invalidEntry(leaf.pte())) + ")";
+        result(echo, e.line(), wanted, ok, got);
+    }
+
+    private void expectOwner(Step.ExpectOwner e) {
+        Leaf leaf = table.getLeaf(e.addr());
+        long pte = leaf.pte();
+        String echo = "expect-owner " + Numbers.hex(e.addr()) + " " + e.owner();
+        String wanted = "owner " + e.owner() + " at " + Numbers.hex(e.addr());
+        boolean ok = !Pte.isValid(pte) && !Pte.isLocked(pte) && Pte.owner(pte) == e.owner();
+        String got = Pte.isValid(pte) ? "a valid L" + leaf.level() + " leaf"
+                : Pte.isLocked(pte) ? "a LOCKED entry at L" + leaf.level()
+                : "owner " + Pte.owner(pte) + " (L" + leaf.level() + " entry " + Numbers.hex(pte) + ")";
+        result(echo, e.line(), wanted, ok, got);
+    }
+
+    /**
+     * Counts and prints the outcome of an expect-style check: {@code echo: ok} or {@code echo:
+     * FAILED, got ...} on the output, {@code file:line: expected wanted, got ...} on stderr.
+     */
+    private void result(String echo, int line, String wanted, boolean ok, String got) {
         if (ok) {
             passed++;
-            print("expect " + wanted + ": ok");
+            print(echo + ": ok");
             return;
         }
         failed++;
-        String got = t.isFault() ? Describe.fault(t.fault(), t.level()) : Numbers.hex(t.pa());
-        print("expect " + wanted + ": FAILED, got " + got);
-        err.println(file + ":" + e.line() + ": expected " + wanted + ", got " + got);
+        print(echo + ": FAILED, got " + got);
+        err.println(file + ":" + line + ": expected " + wanted + ", got " + got);
         err.flush();
+    }
+
+    /** The {@code counters} command: TLBIs, table operations, cache maintenance, table frames. */
+    void counters(PrintWriter w) {
+        TableCounters c = table.counters();
+        CacheMaintenance cmo = memory.cacheMaintenance();
+        long frames = tableFrames();
+        long page = spec.geometry().granule().pageSize();
+        String tl = spec.stage2()
+                ? "by IPA " + tlbs.ipaFlushes() + ", local " + tlbs.localIpaFlushes() + ", range " + tlbs.rangeFlushes()
+                        + ", VMID " + tlbs.vmidFlushes()
+                : "hyp VA " + tlbs.hypVaFlushes();
+        w.println("counters: TLBIs " + tlbs.totalFlushes() + " (" + tl + ")");
+        w.println("  table: BBMs " + c.breakBeforeMake() + ", coalesced " + c.coalesced() + ", invalid-window steps "
+                + c.invalidWindowSteps() + ", splits " + c.splits() + ", attribute updates " + c.attrUpdates()
+                + ", raced " + c.raced() + "; leaves installed " + c.leavesInstalled() + ", removed " + c.leavesRemoved()
+                + "; tables installed " + c.tablesInstalled() + ", freed " + c.tablesFreed());
+        w.println("  CMOs: D-cache " + plural(cmo.dcacheOps(), "op", "ops") + " (" + Numbers.bytes(cmo.dcacheBytes())
+                + "), I-cache " + plural(cmo.icacheOps(), "op", "ops") + " (" + Numbers.bytes(cmo.icacheBytes()) + ")");
+        w.println("  table frames: " + frames + " in use (" + Numbers.size(frames * page) + "), peak "
+                + memory.peakFramesInUse() + " (" + Numbers.bytes(memory.peakFramesInUse() * page)
+                + ", memory-cache spares included)");
+        w.flush();
     }
 
     void dump(PrintWriter w) {
@@ -339,7 +617,18 @@ final class Machine {
         return "summary: " + commands + " commands; expectations " + passed + " passed, " + failed + " failed; table frames "
                 + frames + " (" + Numbers.size(frames * spec.geometry().granule().pageSize()) + "); TLBIs "
                 + tlbs.totalFlushes() + (tl.length() > 0 ? " (" + tl + ")" : "") + "; BBMs "
-                + table.counters().breakBeforeMake();
+                + table.counters().breakBeforeMake() + "; CMOs " + cmoSummary();
+    }
+
+    /** "0", or "2 D-cache (4M), 1 I-cache (2M)": cache-maintenance operations so far, and the bytes they covered. */
+    private String cmoSummary() {
+        CacheMaintenance cmo = memory.cacheMaintenance();
+        long d = cmo.dcacheOps();
+        long i = cmo.icacheOps();
+        if (d + i == 0) return "0";
+        String dc = d + " D-cache (" + Numbers.bytes(cmo.dcacheBytes()) + ")";
+        String ic = i + " I-cache (" + Numbers.bytes(cmo.icacheBytes()) + ")";
+        return d == 0 ? ic : i == 0 ? dc : dc + ", " + ic;
     }
 
     private static void append(StringBuilder sb, long n, String what) {

@@ -99,6 +99,23 @@ final class Numbers {
         return Long.toString(bytes);
     }
 
+    /**
+     * A byte count for people: exact in the largest unit it reaches when that unit divides it
+     * ({@code 2M}, {@code 1030M}), else two decimals of that unit ({@code 1.01G}); below 1K,
+     * plain bytes ({@code 0}, {@code 512}).
+     */
+    static String bytes(long bytes) {
+        String[] units = {"E", "P", "T", "G", "M", "K"};
+        for (int i = 0; i < units.length; i++) {
+            int shift = 60 - 10 * i;
+            long unit = 1L << shift;
+            if (bytes < unit) continue;
+            if (bytes % unit == 0) return (bytes >>> shift) + units[i];
+            return String.format(Locale.ROOT, "%.2f%s", (double) bytes / unit, units[i]);
+        }
+        return Long.toString(bytes);
+    }
+
     /** An inclusive range {@code 0xstart-0xlast} for {@code [start, start + size)}. */
     static String range(long start, long size) {
         return hex(start) + "-" + hex(start + size - 1);

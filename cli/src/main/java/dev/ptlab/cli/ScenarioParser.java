@@ -5,6 +5,7 @@ import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Prot;
 import dev.ptlab.core.hw.Access;
 import dev.ptlab.core.hw.FaultType;
+import dev.ptlab.core.table.CoalescePolicy;
 import dev.ptlab.core.table.Stage2PageTable;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -25,9 +26,10 @@ final class ScenarioParser {
     static final int DEFAULT_VA_BITS = 48;
     static final int DEFAULT_VMID = 1;
 
-    static final String COMMANDS = "stage2, hyp, map, unmap, translate, expect, leaf, dump";
+    static final String COMMANDS = "stage2, hyp, map, unmap, translate, expect, expect-leaf, expect-owner, leaf, dump, "
+            + "wrprotect, tlbi, mkyoung, mkold, young, relax, split, flush, set-owner, idmap-greedy, coalesce-policy, counters";
     private static final String STAGE2_OPTIONS =
-            "granule=4k|16k|64k, ipa-bits=N, vmid=N, mem-base=ADDR, mem-size=SIZE, fwb, range-tlbi, checking";
+            "granule=4k|16k|64k, ipa-bits=N, vmid=N, mem-base=ADDR, mem-size=SIZE, fwb, range-tlbi, idmap, checking";
     private static final String HYP_OPTIONS = "granule=4k|16k|64k, va-bits=N, mem-base=ADDR, mem-size=SIZE, checking";
 
     private final String file;
@@ -110,6 +112,79 @@ final class ScenarioParser {
                 requireTable(keyword);
                 args(t, "dump");
                 return new Step.Dump(line);
+            case "expect-leaf":
+                requireTable(keyword);
+                return parseExpectLeaf(t);
+            case "expect-owner": {
+                requireStage2(keyword);
+                String usage = "expect-owner ADDR OWNER";
+                args(t, usage, "ADDR", "OWNER");
+                return new Step.ExpectOwner(line, Numbers.parseNumber("ADDR", t[1]), owner(t[2], usage));
+            }
+            case "wrprotect": {
+                requireStage2(keyword);
+                args(t, "wrprotect IPA SIZE", "IPA", "SIZE");
+                return new Step.Wrprotect(line, Numbers.parseNumber("IPA", t[1]), Numbers.parseSize("SIZE", t[2]));
+            }
+            case "tlbi":
+                requireStage2(keyword);
+                return parseTlbi(t);
+            case "mkyoung": {
+                requireStage2(keyword);
+                args(t, "mkyoung IPA", "IPA");
+                return new Step.Mkyoung(line, Numbers.parseNumber("IPA", t[1]));
+            }
+            case "mkold": case "young": {
+                requireStage2(keyword);
+                args(t, keyword + " IPA SIZE", "IPA", "SIZE");
+                return new Step.Young(line, Numbers.parseNumber("IPA", t[1]), Numbers.parseSize("SIZE", t[2]),
+                        keyword.equals("mkold"));
+            }
+            case "relax": {
+                requireStage2(keyword);
+                String usage = "relax IPA PROT";
+                args(t, usage, "IPA", "PROT");
+                long ipa = Numbers.parseNumber("IPA", t[1]);
+                Prot prot = Prot.parse(t[2]);
+                if ((prot.bits() & ~(Prot.R_BIT | Prot.W_BIT | Prot.X_BITS)) != 0) {
+                    throw error("relax PROT \"" + t[2] + "\" carries more than access rights (relax can only add rights, "
+                            + "not change the memory type or software bits)", "letters r, w, x (or px, ux) only, e.g. rw or rx");
+                }
+                return new Step.Relax(line, ipa, prot);
+            }
+            case "split":
+                requireStage2(keyword);
+                return parseSplit(t);
+            case "flush": {
+                requireStage2(keyword);
+                args(t, "flush IPA SIZE", "IPA", "SIZE");
+                return new Step.Flush(line, Numbers.parseNumber("IPA", t[1]), Numbers.parseSize("SIZE", t[2]));
+            }
+            case "set-owner": {
+                requireStage2(keyword);
+                String usage = "set-owner IPA SIZE OWNER";
+                args(t, usage, "IPA", "SIZE", "OWNER");
+                return new Step.SetOwner(line, Numbers.parseNumber("IPA", t[1]), Numbers.parseSize("SIZE", t[2]),
+                        owner(t[3], usage));
+            }
+            case "idmap-greedy":
+                requireStage2(keyword);
+                return parseIdmapGreedy(t);
+            case "coalesce-policy": {
+                requireStage2(keyword);
+                String usage = "coalesce-policy install-first|unmap-first";
+                args(t, usage, "POLICY");
+                switch (t[1].toLowerCase(Locale.ROOT)) {
+                    case "install-first": return new Step.Coalesce(line, CoalescePolicy.INSTALL_FIRST);
+                    case "unmap-first": return new Step.Coalesce(line, CoalescePolicy.UNMAP_FIRST);
+                    default:
+                        throw error("coalesce policy \"" + t[1] + "\" is unknown", "install-first or unmap-first");
+                }
+            }
+            case "counters":
+                requireTable(keyword);
+                args(t, "counters");
+                return new Step.Counters(line);
             default:
                 throw error("unknown command \"" + t[0] + "\"", "one of " + COMMANDS);
         }
@@ -123,6 +198,113 @@ final class ScenarioParser {
         if (table == null) {
             throw error(keyword + " before any table line", "a \"stage2 ...\" or \"hyp ...\" line first");
         }
+    }
+
+    /** Table operations that only a stage-2 table has. */
+    private void requireStage2(String keyword) throws ScenarioException {
+        requireTable(keyword);
+        if (!table.stage2()) {
+            throw error(keyword + " is a stage-2 operation and the table (line " + table.line() + ") is hyp",
+                    "a \"stage2 ...\" table line for it");
+        }
+    }
+
+    /** The range {@code [addr, addr + size)} lies inside the table's input-address space. */
+    private void requireInside(String what, long addr, long size) throws ScenarioException {
+        long limit = table.geometry().iaLimit();
+        if (addr >= limit || size > limit - addr) {
+            throw error(what + " " + Numbers.hex(addr) + " + " + Numbers.size(size) + " reaches past the "
+                    + table.geometry().iaBits() + "-bit IPA space", "a range inside [0, " + Numbers.hex(limit) + ")");
+        }
+    }
+
+    private int owner(String text, String usage) throws ScenarioException {
+        long owner = Numbers.parseNumber("OWNER", text);
+        if (owner > 255) throw error("OWNER " + text + " is outside 0..255", "an owner id from 0 to 255 (" + usage + ")");
+        return (int) owner;
+    }
+
+    private Step parseTlbi(String[] t) throws ScenarioException {
+        String usage = "tlbi IPA SIZE, or tlbi all";
+        if (t.length == 1) throw error("tlbi is missing IPA and SIZE (or \"all\")", usage);
+        if (t[1].equalsIgnoreCase("all")) {
+            if (t.length > 2) throw extra(t, 2, usage);
+            return new Step.Tlbi(line, 0, 0, true);
+        }
+        args(t, usage, "IPA", "SIZE");
+        long ipa = Numbers.parseNumber("IPA", t[1]);
+        long size = Numbers.parseSize("SIZE", t[2]);
+        if (size == 0) throw error("tlbi SIZE is 0", "a size above 0 (" + usage + ")");
+        requireInside("tlbi range", ipa, size);
+        return new Step.Tlbi(line, ipa, size, false);
+    }
+
+    private Step parseSplit(String[] t) throws ScenarioException {
+        String usage = "split IPA SIZE [frames=N]";
+        if (t.length < 3) throw missing(t, usage, "IPA", "SIZE");
+        if (t.length > 4) throw extra(t, 4, usage);
+        long ipa = Numbers.parseNumber("IPA", t[1]);
+        long size = Numbers.parseSize("SIZE", t[2]);
+        long frames = -1;
+        if (t.length == 4) {
+            String opt = t[3];
+            int eq = opt.indexOf('=');
+            String key = (eq < 0 ? opt : opt.substring(0, eq)).toLowerCase(Locale.ROOT);
+            if (!key.equals("frames")) throw error("unknown split option \"" + opt + "\"", "frames=N (" + usage + ")");
+            String value = eq < 0 ? "" : opt.substring(eq + 1);
+            if (value.isEmpty()) throw error("split option frames has no value", "frames=N, a number of table frames");
+            frames = Numbers.parseNumber("frames", value);
+            if (frames > Integer.MAX_VALUE - 8) {
+                throw error("frames=" + value + " is more than a memory cache holds", "frames=N below 2^31 - 8");
+            }
+        }
+        return new Step.Split(line, ipa, size, frames);
+    }
+
+    private Step parseIdmapGreedy(String[] t) throws ScenarioException {
+        String usage = "idmap-greedy ADDR PROT RANGE-START RANGE-END";
+        if ((table.flags() & Stage2PageTable.IDMAP) == 0) {
+            throw error("idmap-greedy needs an identity-map table and the stage2 line (line " + table.line()
+                    + ") has no idmap option", "\"stage2 ... idmap\"");
+        }
+        args(t, usage, "ADDR", "PROT", "RANGE-START", "RANGE-END");
+        long addr = Numbers.parseNumber("ADDR", t[1]);
+        Prot prot = Prot.parse(t[2]);
+        long start = Numbers.parseNumber("RANGE-START", t[3]);
+        long end = Numbers.parseNumber("RANGE-END", t[4]);
+        if (start >= end) {
+            throw error("idmap-greedy range [" + Numbers.hex(start) + ", " + Numbers.hex(end) + ") is empty or reversed",
+                    "RANGE-START below RANGE-END (the range is [RANGE-START, RANGE-END))");
+        }
+        if (addr < start || addr >= end) {
+            throw error("idmap-greedy ADDR " + Numbers.hex(addr) + " is outside the range [" + Numbers.hex(start) + ", "
+                    + Numbers.hex(end) + ")", "RANGE-START <= ADDR < RANGE-END");
+        }
+        requireInside("idmap-greedy range", start, end - start);
+        return new Step.IdmapGreedy(line, addr, prot, start, end);
+    }
+
+    private Step parseExpectLeaf(String[] t) throws ScenarioException {
+        String usage = "expect-leaf ADDR level N";
+        args(t, usage, "ADDR", "\"level\"", "N");
+        long addr = Numbers.parseNumber("ADDR", t[1]);
+        if (!t[2].equalsIgnoreCase("level")) {
+            throw error("expect-leaf has \"" + t[2] + "\" where \"level\" belongs", usage);
+        }
+        return new Step.ExpectLeaf(line, addr, level(t[3], "leaf"));
+    }
+
+    private int level(String text, String what) throws ScenarioException {
+        int level;
+        try {
+            level = Integer.parseInt(text);
+        } catch (NumberFormatException e) {
+            level = Integer.MIN_VALUE;
+        }
+        if (level < Granule.FIRST_LEVEL || level > Granule.LAST_LEVEL) {
+            throw error(what + " level \"" + text + "\" is not a level", "a level from -1 to 3");
+        }
+        return level;
     }
 
     /** Exactly the named arguments after the keyword. */
@@ -180,16 +362,7 @@ final class ScenarioParser {
         } catch (IllegalArgumentException e) {
             throw error("fault type \"" + t[i + 1] + "\" is unknown", "one of translation, access-flag, permission, address-size");
         }
-        int level;
-        try {
-            level = Integer.parseInt(t[i + 2]);
-        } catch (NumberFormatException e) {
-            level = Integer.MIN_VALUE;
-        }
-        if (level < Granule.FIRST_LEVEL || level > Granule.LAST_LEVEL) {
-            throw error("fault level \"" + t[i + 2] + "\" is not a level", "a level from -1 to 3");
-        }
-        return new Step.Expect(line, addr, access, -1, type, level);
+        return new Step.Expect(line, addr, access, -1, type, level(t[i + 2], "fault"));
     }
 
     private Step parseTable(String kind, String[] t) throws ScenarioException {
@@ -246,13 +419,14 @@ final class ScenarioParser {
                 case "mem-size":
                     memSize = Numbers.parseSize("mem-size", value(kind, key, value, "mem-size=SIZE"));
                     break;
-                case "fwb": case "range-tlbi":
+                case "fwb": case "range-tlbi": case "idmap":
                     if (!stage2) {
                         known = false;
                         break;
                     }
                     noValue(kind, key, value);
-                    flags |= key.equals("fwb") ? Stage2PageTable.FWB : Stage2PageTable.RANGE_TLBI;
+                    flags |= key.equals("fwb") ? Stage2PageTable.FWB
+                            : key.equals("idmap") ? Stage2PageTable.IDMAP : Stage2PageTable.RANGE_TLBI;
                     break;
                 case "checking":
                     noValue(kind, key, value);

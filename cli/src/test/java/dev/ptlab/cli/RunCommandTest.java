@@ -31,10 +31,18 @@ class RunCommandTest {
                 .containsPattern("0x80000000-0x8000ffff +16 x 4K pages -> 0xc0001000\\.\\. rw\n")
                 .containsPattern("0x80011000-0x801fffff +495 x 4K pages -> 0xc0012000\\.\\. rw\n")
                 .containsPattern("0x80400000-0x805fffff +1 x 2M block -> 0xd0000000 rx\n")
+                .contains("wrprotect 0x40000000-0x7fffffff (1G): write permission removed from 1 leaf; 0 TLBIs (the caller's TLBI "
+                        + "is separate: until \"tlbi\" a CPU may still write through its TLB)")
+                .contains("expect 0x7fffffff write -> 0xbfffffff: ok")
+                .contains("tlbi 0x40000000-0x7fffffff (1G): range TLBI of vmid 1 on every CPU")
+                .contains("expect 0x40000000 write fault permission level 1: ok")
+                .contains("relax 0x40000000 rw: OK, the L1 1G block 0x40000000-0x7fffffff, now rw; 1 local TLBI by IPA on cpu0")
+                .contains("counters: TLBIs 3 (by IPA 1, local 1, range 1, VMID 0)\n")
                 .doesNotContain("FAILED");
         String[] lines = r.out().split("\n");
         assertThat(lines[lines.length - 1])
-                .isEqualTo("summary: 28 commands; expectations 13 passed, 0 failed; table frames 7 (28K); TLBIs 1 (1 by IPA); BBMs 0");
+                .isEqualTo("summary: 35 commands; expectations 16 passed, 0 failed; table frames 7 (28K); TLBIs 3 (1 by IPA, "
+                        + "1 range, 1 local); BBMs 0; CMOs 1027 D-cache (1.01G), 1 I-cache (2M)");
     }
 
     @Test

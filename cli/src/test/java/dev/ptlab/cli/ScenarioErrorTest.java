@@ -23,7 +23,9 @@ class ScenarioErrorTest {
     @Test
     void unknownCommand() throws Exception {
         assertThat(error("stage2", "# a comment", "mpa 0x40000000 4K 0x80000000 rw"))
-                .isEqualTo(":3: unknown command \"mpa\"; expected one of stage2, hyp, map, unmap, translate, expect, leaf, dump");
+                .isEqualTo(":3: unknown command \"mpa\"; expected one of stage2, hyp, map, unmap, translate, expect, expect-leaf, "
+                        + "expect-owner, leaf, dump, wrprotect, tlbi, mkyoung, mkold, young, relax, split, flush, set-owner, "
+                        + "idmap-greedy, coalesce-policy, counters");
     }
 
     @Test
