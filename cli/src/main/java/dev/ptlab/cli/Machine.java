@@ -227,7 +227,7 @@ final class Machine {
                 + plural(table.counters().tablesInstalled() - tables, "table", "tables") + "; "
                 + (table.counters().breakBeforeMake() - bbm) + " BBM"
                 + (table.counters().coalesced() == coalesced ? "" : "; coalesced "
-                        + plural(table.counters().coalesced() - coalesced, "table", "tables") + " into blocks ("
+                        + plural(table.counters().coalesced() - coalesced, "table into a block", "tables into blocks") + " ("
                         + stage2.coalescePolicy().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-') + ", invalid for "
                         + plural(table.counters().invalidWindowSteps() - window, "walker step", "walker steps") + ")"));
     }

@@ -100,18 +100,21 @@ final class Numbers {
     }
 
     /**
-     * A byte count for people: exact in the largest unit it reaches when that unit divides it
-     * ({@code 2M}, {@code 1030M}), else two decimals of that unit ({@code 1.01G}); below 1K,
-     * plain bytes ({@code 0}, {@code 512}).
+     * A byte count for people: exact when the largest unit it reaches, or the next smaller one,
+     * divides it with at most four digits ({@code 2M}, {@code 2052K}, {@code 1030M}), else two
+     * decimals of the largest unit ({@code 1.01G}); below 1K, plain bytes ({@code 0}, {@code 512}).
      */
     static String bytes(long bytes) {
-        String[] units = {"E", "P", "T", "G", "M", "K"};
-        for (int i = 0; i < units.length; i++) {
+        String[] units = {"E", "P", "T", "G", "M", "K", ""};
+        for (int i = 0; i < units.length - 1; i++) {
             int shift = 60 - 10 * i;
-            long unit = 1L << shift;
-            if (bytes < unit) continue;
-            if (bytes % unit == 0) return (bytes >>> shift) + units[i];
-            return String.format(Locale.ROOT, "%.2f%s", (double) bytes / unit, units[i]);
+            if (bytes >>> shift == 0) continue;
+            if ((bytes & ((1L << shift) - 1)) == 0) return (bytes >>> shift) + units[i];
+            int smaller = shift - 10;
+            if ((bytes & ((1L << smaller) - 1)) == 0 && (bytes >>> smaller) < 10_000) {
+                return (bytes >>> smaller) + units[i + 1];
+            }
+            return String.format(Locale.ROOT, "%.2f%s", (double) bytes / (1L << shift), units[i]);
         }
         return Long.toString(bytes);
     }

@@ -213,7 +213,7 @@ final class ScenarioParser {
     private void requireInside(String what, long addr, long size) throws ScenarioException {
         long limit = table.geometry().iaLimit();
         if (addr >= limit || size > limit - addr) {
-            throw error(what + " " + Numbers.hex(addr) + " + " + Numbers.size(size) + " reaches past the "
+            throw error(what + " [" + Numbers.hex(addr) + ", " + Numbers.hex(addr + size) + ") reaches past the "
                     + table.geometry().iaBits() + "-bit IPA space", "a range inside [0, " + Numbers.hex(limit) + ")");
         }
     }

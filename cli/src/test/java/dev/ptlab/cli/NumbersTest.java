@@ -47,4 +47,15 @@ class NumbersTest {
         assertThat(Numbers.size(100)).isEqualTo("100");
         assertThat(Numbers.range(0x40000000L, 2L << 20)).isEqualTo("0x40000000-0x401fffff");
     }
+
+    @Test
+    void byteCounts() {
+        assertThat(Numbers.bytes(0)).isEqualTo("0");
+        assertThat(Numbers.bytes(512)).isEqualTo("512");
+        assertThat(Numbers.bytes(1536)).isEqualTo("1536");
+        assertThat(Numbers.bytes(2L << 20)).isEqualTo("2M");
+        assertThat(Numbers.bytes((2L << 20) + 4096)).isEqualTo("2052K");
+        assertThat(Numbers.bytes(1030L << 20)).isEqualTo("1030M");
+        assertThat(Numbers.bytes((1030L << 20) + 4096)).isEqualTo("1.01G");
+    }
 }
