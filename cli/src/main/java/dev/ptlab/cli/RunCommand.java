@@ -17,7 +17,7 @@ import picocli.CommandLine.Spec;
         exitCodeOnExecutionException = Main.EXIT_ERROR,
         description = {
             "Executes a scenario file and prints each command's result, then a summary line "
-                + "(expectations passed/failed, table frames in use, TLBIs, BBMs).",
+                + "(expectations passed/failed, table frames in use, TLBIs, BBMs, cache maintenance).",
             "Without FILE, runs the built-in default scenario. FILE - reads standard input."},
         footer = {"", "Exit codes: 0 all expectations passed, 1 some failed (the run goes on), 2 scenario error."})
 final class RunCommand implements Callable<Integer> {
