@@ -136,6 +136,20 @@ public final class Geometry {
         return oaMask;
     }
 
+    /**
+     * True if hardware accepts a block or page descriptor at {@code level} in this format: the
+     * KVM levels ({@link #leafAllowed}) plus the 52-bit-only blocks KVM never writes: 512G at
+     * 4K level 0 and 64G at 16K level 1 with LPA2 (TCR/VTCR.DS), 4T at 64K level 1 with FEAT_LPA.
+     * Hardware treats a block descriptor anywhere else as invalid (a translation fault).
+     */
+    public boolean hardwareLeafAllowed(int level) {
+        if (granule.leafAllowed(level)) return true;
+        if (level == granule.minBlockLevel() - 1 && oaFormat.paBits() == 52) {
+            return granule == Granule.G4K ? oaFormat == OutputAddressFormat.LPA2 : level == 1;
+        }
+        return false;
+    }
+
     /** True if {@code level} may hold a leaf in this table (blocks from the granule's minimum block level). */
     public boolean leafAllowed(int level) {
         return granule.leafAllowed(level);

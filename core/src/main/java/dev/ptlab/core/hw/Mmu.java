@@ -77,7 +77,7 @@ public final class Mmu {
         int leaves = 0;
         for (int level = Granule.FIRST_LEVEL; level <= Granule.LAST_LEVEL; level++) {
             shifts[level + 1] = g.levelShift(level);
-            if (geometry.leafAllowed(level)) leaves |= 1 << (level + 1);
+            if (geometry.hardwareLeafAllowed(level)) leaves |= 1 << (level + 1);
         }
         this.leafLevels = leaves;
         this.afBit = stage2 ? Stage2Descriptor.AF : HypDescriptor.AF;

@@ -12,4 +12,13 @@ public interface FreeUnlinkedHook {
     FreeUnlinkedHook IMMEDIATE = (table, subtree) -> table.freeUnlinked(subtree);
 
     void free(Stage2PageTable table, UnlinkedTable subtree);
+
+    /**
+     * Frees after a grace period of {@code reclaimer}: what shared (read-locked) walks need,
+     * since another shared walker may still be reading the detached subtree.
+     */
+    static FreeUnlinkedHook deferredVia(dev.ptlab.core.mem.Reclaimer reclaimer) {
+        if (reclaimer == null) throw new IllegalArgumentException("reclaimer: null");
+        return (table, subtree) -> reclaimer.defer(() -> table.freeUnlinked(subtree));
+    }
 }

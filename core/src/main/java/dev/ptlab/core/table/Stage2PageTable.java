@@ -913,5 +913,23 @@ public final class Stage2PageTable extends PageTable {
             }
         }
     }
+
+    /**
+     * Identity-maps the largest single leaf around {@code addr} that lies inside {@code range} and
+     * covers no incompatible existing mapping (other permissions, memory type or software bits)
+     * and no annotation; compatible mappings under it are coalesced into it. pKVM's greedy host
+     * idmap (kvm-pgtable.md §9.4). Exclusive; only for {@link #IDMAP} tables. A compatible block
+     * larger than the result is shrunk by {@link #map} as usual (the rest of it refaults).
+     *
+     * @param addr the address to cover (need not be page-aligned)
+     * @param range the most that may be mapped; whole pages inside it only
+     * @return the range actually mapped: one aligned block (or page) containing {@code addr}
+     * @throws PageTableException EINVAL for bad arguments, ERANGE if {@code range} leaves the IPA
+     *     space, EPERM if {@code addr}'s own page is covered by an incompatible mapping or an
+     *     annotation, ENOMEM if a table is needed and {@code cache} is empty
+     */
+    public AddressRange idmapGreedy(long addr, Prot prot, AddressRange range, MemCache cache) {
+        return GreedyIdmap.map(this, addr, prot, range, cache);
+    }
 }
 

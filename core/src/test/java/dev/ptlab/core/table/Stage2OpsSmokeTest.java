@@ -128,4 +128,21 @@ class Stage2OpsSmokeTest {
         t.checkRefcounts();
         assertThat(t.getLeaf(0x4000_1000L).pte()).isZero();
     }
+
+    @Test
+    void coalescedSubtreeWaitsForReadersWhenDeferredThroughTheReclaimer() {
+        dev.ptlab.core.mem.Reclaimer rec = new dev.ptlab.core.mem.Reclaimer();
+        t.setFreeUnlinkedHook(FreeUnlinkedHook.deferredVia(rec));
+        mc.topUp(8);
+        t.map(0x4000_0000L, 1L << 21, 0x8000_1000L, Prot.RW, mc);
+        long before = mem.framesInUse();
+        try (dev.ptlab.core.mem.Reclaimer.ReadSection s = rec.enter()) {
+            t.map(0x4000_0000L, 1L << 21, 0x8000_0000L, Prot.RW, mc);
+            assertThat(t.getLeaf(0x4000_0000L).level()).isEqualTo(2);
+            assertThat(mem.framesInUse()).as("the old L3 table survives while a reader is inside").isEqualTo(before);
+        }
+        rec.barrier();
+        assertThat(mem.framesInUse()).isEqualTo(before - 1);
+        t.checkRefcounts();
+    }
 }
