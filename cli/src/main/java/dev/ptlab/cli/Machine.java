@@ -13,6 +13,7 @@ import dev.ptlab.core.hw.Translation;
 import dev.ptlab.core.mem.CacheMaintenance;
 import dev.ptlab.core.mem.MemCache;
 import dev.ptlab.core.mem.PhysicalMemory;
+import dev.ptlab.core.table.AddressRange;
 import dev.ptlab.core.table.CoalescePolicy;
 import dev.ptlab.core.table.HypPageTable;
 import dev.ptlab.core.table.Leaf;
@@ -105,6 +106,11 @@ final class Machine {
             case ENOMEM:
                 if (c instanceof Step.Split) return "a memory cache with frames for the split (raise frames= or mem-size=)";
                 return "the tables to fit in table memory (raise mem-size= on the table line)";
+            case EPERM:
+                if (c instanceof Step.IdmapGreedy) {
+                    return "ADDR's own page free of mappings with other attributes and of owner annotations";
+                }
+                return "the operation to succeed";
             case EEXIST:
                 return "no live mapping in the way (hyp map never replaces one: unmap it first)";
             default:
@@ -120,7 +126,7 @@ final class Machine {
         if (out != null) out.println(s);
     }
 
-    private void execute(Step c) throws ScenarioException {
+    private void execute(Step c) {
         if (c instanceof Step.Table) {
             create((Step.Table) c);
         } else if (c instanceof Step.Map) {
@@ -479,16 +485,27 @@ final class Machine {
                 + (table.counters().breakBeforeMake() - bbm) + " BBM, " + plural(tlbs.totalFlushes() - tlbis, "TLBI", "TLBIs"));
     }
 
-    /**
-     * {@code Stage2PageTable.idmapGreedy(long addr, Prot prot, AddressRange range, MemCache cache)}
-     * is being added on another branch and is not in this build's core. Once it is, the body is:
-     * top the cache up to {@code tableBound(g, start, end - start, start)}, call it with
-     * {@code new AddressRange(i.start(), i.end())}, {@link #check()}, and print the range it
-     * mapped with {@link #leafBreakdown}.
-     */
-    private void idmapGreedy(Step.IdmapGreedy i) throws ScenarioException {
-        throw new ScenarioException(file + ":" + i.line() + ": idmap-greedy is not available in this build; expected a core "
-                + "with Stage2PageTable.idmapGreedy (added on another branch)");
+    private void idmapGreedy(Step.IdmapGreedy i) {
+        Geometry g = spec.geometry();
+        // Generous: the tables a map of the whole range could need, plus one per level for a
+        // block around ADDR that must be shrunk.
+        long bound = tableBound(g, i.start(), i.end() - i.start(), i.start()) + (Granule.LAST_LEVEL - g.startLevel());
+        long free = memory.frameCount() - memory.framesInUse() + cache.size();
+        cache.topUp((int) Math.min(Math.min(bound, free), Integer.MAX_VALUE - 8));
+        long tables = table.counters().tablesInstalled();
+        long bbm = table.counters().breakBeforeMake();
+        long coalesced = table.counters().coalesced();
+        long tlbis = tlbs.totalFlushes();
+        AddressRange mapped = stage2.idmapGreedy(i.addr(), i.prot(), new AddressRange(i.start(), i.end()), cache);
+        check();
+        if (out == null) return;
+        long n = table.counters().coalesced() - coalesced;
+        print("idmap-greedy " + Numbers.hex(i.addr()) + " " + i.prot() + " in [" + Numbers.hex(i.start()) + ", "
+                + Numbers.hex(i.end()) + "): mapped " + Numbers.range(mapped.start(), mapped.size()) + " ("
+                + Numbers.size(mapped.size()) + ") as " + leafBreakdown(mapped.start(), mapped.size()) + "; installed "
+                + plural(table.counters().tablesInstalled() - tables, "table", "tables") + "; "
+                + (table.counters().breakBeforeMake() - bbm) + " BBM, " + plural(tlbs.totalFlushes() - tlbis, "TLBI", "TLBIs")
+                + (n == 0 ? "" : "; coalesced " + plural(n, "table into a block", "tables into blocks")));
     }
 
     private void coalescePolicy(Step.Coalesce c) {

@@ -360,18 +360,43 @@ class OperationCommandTest {
     }
 
     @Test
-    void idmapTableOptionAndIdmapGreedyNotYetInThisBuild() throws Exception {
-        String f = Cli.scenario(dir, "idmap.scen",
+    void idmapGreedyMapsTheLargestIdentityLeafAroundAddrInsideTheRange() throws Exception {
+        String out = passes(
                 "stage2 idmap checking",
-                "map 0x80000000 2M 0x80000000 rw",
-                "expect 0x80001000 -> 0x80001000",
-                "idmap-greedy 0x90000000 rw 0x80200000 0xc0000000");
-        Cli.Result r = Cli.run("run", f);
-        assertThat(r.exit()).as(r.toString()).isEqualTo(2);
-        assertThat(r.out())
+                "idmap-greedy 0x40001234 rwx 0x0 0x100000000     # a whole 1G block fits",
+                "expect-leaf 0x40001000 level 1",
+                "expect 0x40001234 exec -> 0x40001234",
+                "idmap-greedy 0x80001000 rw 0x80000000 0x80300000  # the range clips it to 2M",
+                "expect-leaf 0x80001000 level 2",
+                "expect 0x80200000 fault translation 2",
+                "map 0x90200000 4K 0x90200000 r                   # other attributes: a pin",
+                "idmap-greedy 0x90000000 rw 0x90000000 0xa0000000",
+                "expect-leaf 0x90000000 level 2                   # the 2M block beside the pin",
+                "idmap-greedy 0x90201000 rw 0x90000000 0xa0000000",
+                "expect-leaf 0x90201000 level 3                   # the pin's own 2M: pages only",
+                "expect 0x90200000 write fault permission 3       # the pin is left alone",
+                "idmap-greedy 0x90000000 rw 0x90000000 0xa0000000  # again: identical leaf, nothing changes",
+                "expect-leaf 0x90000000 level 2");
+        assertThat(out)
                 .contains("PA48 descriptors, vmid 1, idmap; table memory")
-                .contains("expect 0x80001000 read -> 0x80001000: ok");
-        assertThat(r.err()).isEqualTo(f + ":4: idmap-greedy is not available in this build; expected a core with "
-                + "Stage2PageTable.idmapGreedy (added on another branch)\n");
+                .contains("idmap-greedy 0x40001234 rwx in [0x0, 0x100000000): mapped 0x40000000-0x7fffffff (1G) as 1 x 1G block; "
+                        + "installed 0 tables; 0 BBM, 0 TLBIs\n")
+                .contains("idmap-greedy 0x80001000 rw in [0x80000000, 0x80300000): mapped 0x80000000-0x801fffff (2M) as 1 x 2M "
+                        + "block; installed 1 table; 0 BBM, 0 TLBIs\n")
+                .contains("idmap-greedy 0x90201000 rw in [0x90000000, 0xa0000000): mapped 0x90201000-0x90201fff (4K) as 1 x 4K "
+                        + "page; installed 0 tables;");
+    }
+
+    @Test
+    void idmapGreedyCoalescesCompatiblePagesIntoItsBlock() throws Exception {
+        String out = passes(
+                "stage2 idmap checking",
+                "map 0x40000000 4K 0x40000000 rw",
+                "map 0x40100000 4K 0x40100000 rw",
+                "idmap-greedy 0x40000000 rw 0x40000000 0x40200000",
+                "expect-leaf 0x40100000 level 2",
+                "expect 0x40100000 -> 0x40100000");
+        assertThat(out).contains("idmap-greedy 0x40000000 rw in [0x40000000, 0x40200000): mapped 0x40000000-0x401fffff (2M) as "
+                + "1 x 2M block; installed 0 tables; 1 BBM, 1 TLBI; coalesced 1 table into a block\n");
     }
 }

@@ -138,9 +138,11 @@ class OperationErrorTest {
                 + "[0x1000, 0x20000000000) reaches past the 40-bit IPA space; expected a range inside [0, 0x10000000000)");
         assertThat(error("stage2 idmap", "idmap-greedy 0x1000 rz 0x1000 0x2000")).isEqualTo(":2: prot: \"rz\" has unknown "
                 + "permission 'z'; expected letters r, w, x (or px, ux), or none");
-        // Well-formed, but this build's core has no idmapGreedy: a run-time error on its line.
-        assertThat(error("stage2 idmap", "idmap-greedy 0x1000 rw 0x1000 0x2000")).isEqualTo(":2: idmap-greedy is not available "
-                + "in this build; expected a core with Stage2PageTable.idmapGreedy (added on another branch)");
+        // Well-formed, but ADDR's page is annotated: the library's EPERM, at run time.
+        assertThat(error("stage2 idmap", "set-owner 0x1000 4K 2", "idmap-greedy 0x1000 rw 0x1000 0x2000")).isEqualTo(":3: "
+                + "idmap-greedy failed: at 0x1000 level 3: idmapGreedy: addr 0x1000 cannot be mapped: its page overlaps the "
+                + "pinned entry [0x1000, 0x2000) at level 3, an annotation (pte 0x8, owner 2) (EPERM); expected ADDR's own "
+                + "page free of mappings with other attributes and of owner annotations");
         assertThat(error("stage2 idmap", "map 0x1000 4K 0x2000 rw")).isEqualTo(":2: map failed: pa: 0x2000 differs from ipa "
                 + "0x1000 in an identity-mapped table (EINVAL); expected IPA, SIZE and PA aligned to the 4k granule and a prot "
                 + "the stage-2 table accepts (idmap table: PA equal to IPA)");
