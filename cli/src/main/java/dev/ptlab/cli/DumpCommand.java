@@ -1,7 +1,6 @@
 package dev.ptlab.cli;
 
 import java.io.PrintWriter;
-import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -32,18 +31,6 @@ final class DumpCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
-        PrintWriter err = spec.commandLine().getErr();
-        try {
-            List<Step> script = ScenarioSource.load(file, System.in);
-            Machine m = new Machine(ScenarioSource.name(file), null, err);
-            m.run(script);
-            m.dump(out);
-            out.flush();
-            return m.failed() > 0 ? Main.EXIT_FAILED_EXPECTATIONS : Main.EXIT_OK;
-        } catch (ScenarioException e) {
-            err.println(e.getMessage());
-            err.flush();
-            return Main.EXIT_ERROR;
-        }
+        return ScenarioSource.runThen(file, null, out, spec.commandLine().getErr(), m -> m.dump(out));
     }
 }

@@ -1,7 +1,6 @@
 package dev.ptlab.cli;
 
 import java.io.PrintWriter;
-import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -36,19 +35,7 @@ final class RunCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
-        PrintWriter err = spec.commandLine().getErr();
-        try {
-            List<Step> script = ScenarioSource.load(file, System.in);
-            Machine m = new Machine(ScenarioSource.name(file), quiet ? null : out, err);
-            m.run(script);
-            out.println(m.summary());
-            out.flush();
-            return m.failed() > 0 ? Main.EXIT_FAILED_EXPECTATIONS : Main.EXIT_OK;
-        } catch (ScenarioException e) {
-            out.flush();
-            err.println(e.getMessage());
-            err.flush();
-            return Main.EXIT_ERROR;
-        }
+        return ScenarioSource.runThen(file, quiet ? null : out, out, spec.commandLine().getErr(),
+                m -> out.println(m.summary()));
     }
 }

@@ -6,7 +6,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.io.PrintWriter;
 import java.util.List;
+import java.util.function.Consumer;
 
 /** Where a scenario comes from: a file, standard input ({@code -}), or the built-in default. */
 final class ScenarioSource {
@@ -14,6 +16,27 @@ final class ScenarioSource {
     static final String DEFAULT_NAME = "default.scenario";
 
     private ScenarioSource() {}
+
+    /**
+     * Loads and runs the scenario at {@code path} (null: the built-in default), printing each
+     * result to {@code verbose} (null: silent), then hands the machine to {@code after}. Returns
+     * the command's exit code; scenario errors go to {@code err} as {@code file:line: ...}.
+     */
+    static int runThen(String path, PrintWriter verbose, PrintWriter out, PrintWriter err, Consumer<Machine> after) {
+        try {
+            List<Step> script = load(path, System.in);
+            Machine m = new Machine(name(path), verbose, err);
+            m.run(script);
+            after.accept(m);
+            out.flush();
+            return m.failed() > 0 ? Main.EXIT_FAILED_EXPECTATIONS : Main.EXIT_OK;
+        } catch (ScenarioException e) {
+            out.flush();
+            err.println(e.getMessage());
+            err.flush();
+            return Main.EXIT_ERROR;
+        }
+    }
 
     /** Reads and parses the scenario at {@code path}; null means the built-in default. */
     static List<Step> load(String path, InputStream stdin) throws ScenarioException {

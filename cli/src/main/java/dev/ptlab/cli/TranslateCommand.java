@@ -2,7 +2,6 @@ package dev.ptlab.cli;
 
 import dev.ptlab.core.hw.Access;
 import java.io.PrintWriter;
-import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -44,19 +43,9 @@ final class TranslateCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
-        PrintWriter err = spec.commandLine().getErr();
-        try {
-            List<Step> script = ScenarioSource.load(file, System.in);
-            Machine m = new Machine(ScenarioSource.name(file), null, err);
-            m.run(script);
+        return ScenarioSource.runThen(file, null, out, spec.commandLine().getErr(), m -> {
             for (long a : addresses) out.println(m.describe(m.translate(a, access)));
-            out.flush();
-            return m.failed() > 0 ? Main.EXIT_FAILED_EXPECTATIONS : Main.EXIT_OK;
-        } catch (ScenarioException e) {
-            err.println(e.getMessage());
-            err.flush();
-            return Main.EXIT_ERROR;
-        }
+        });
     }
 
     static final class AddressConverter implements CommandLine.ITypeConverter<Long> {
