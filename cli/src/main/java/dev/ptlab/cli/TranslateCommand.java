@@ -2,6 +2,7 @@ package dev.ptlab.cli;
 
 import dev.ptlab.core.hw.Access;
 import java.io.PrintWriter;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
