@@ -825,7 +825,8 @@ public final class Stage2PageTable extends PageTable {
             freeSubtree(root, level, base);
             throw e;
         } finally {
-            counters.tablesInstalled.add(v.tables);
+            // The root is a table frame too: freeSubtree counts it among the tables freed.
+            counters.tablesInstalled.add(v.tables + 1);
         }
         return new UnlinkedTable(root, level, base);
     }
