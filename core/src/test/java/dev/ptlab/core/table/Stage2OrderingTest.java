@@ -619,6 +619,30 @@ class Stage2OrderingTest {
         r.table.checkRefcounts();
     }
 
+    @ParameterizedTest(name = "shared={0}")
+    @ValueSource(booleans = {false, true})
+    void attributeUpdatesCountOnlyEntriesTheyChange(boolean shared) {
+        int flags = shared ? WalkFlags.SHARED : 0;
+        OpsRig r = new OpsRig(G4K, 40, 0);
+        r.map(A, 16 * K4, P + K4, "rw");
+        r.map(A + M2, M2, P + M2, "rw");
+        TableCounters c = r.table.counters();
+        c.reset();
+        r.table.wrprotect(A, 2 * M2);
+        assertThat(c.attrUpdates()).isEqualTo(16 + 1);
+        r.table.wrprotect(A, 2 * M2);
+        assertThat(c.attrUpdates()).as("already read-only: nothing changed").isEqualTo(16 + 1);
+        assertThat(r.table.mkyoung(A + K4, flags)).isEqualTo(Status.OK);
+        assertThat(r.table.mkyoung(A + M2, flags)).isEqualTo(Status.OK);
+        assertThat(c.attrUpdates()).as("already young: nothing changed").isEqualTo(16 + 1);
+        r.table.testClearYoung(A, K4, true);
+        assertThat(r.table.mkyoung(A, flags)).isEqualTo(Status.OK);
+        assertThat(c.attrUpdates()).as("one mkold, one mkyoung").isEqualTo(16 + 1 + 2);
+        assertThat(r.table.relaxPerms(A, Prot.RW, flags, r.tlb)).isEqualTo(Status.OK);
+        assertThat(r.table.relaxPerms(A, Prot.RW, flags, r.tlb)).isEqualTo(Status.OK);
+        assertThat(c.attrUpdates()).as("write added once").isEqualTo(16 + 1 + 2 + 1);
+    }
+
     // ------------------------------------------------------------------------------------------
     // access flag: no TLBI, AF = 0 never cached
 
