@@ -28,13 +28,19 @@ public final class InvariantChecker {
         PhysicalMemory memory = table.memory();
         long page = g.granule().pageSize();
         Set<Long> seen = new HashSet<>();
+        // Each concatenated root table covers a whole table's worth of start-level entries.
+        long rootSpan = g.granule().entriesPerTable() * g.granule().levelSize(g.startLevel());
         for (int i = 0; i < g.rootPages(); i++) {
-            checkFrame(table, memory, g, table.rootPa() + i * page, g.startLevel(), seen, -1);
+            checkFrame(table, memory, g, table.rootPa() + i * page, g.startLevel(), seen, -1, i * rootSpan);
         }
     }
 
+    /**
+     * @param parentEntryAddr input address of the entry linking this frame (-1 for a root)
+     * @param base first input address the frame translates
+     */
     private static void checkFrame(PageTable table, PhysicalMemory memory, Geometry g, long framePa, int level,
-                                   Set<Long> seen, long parentEntryAddr) {
+                                   Set<Long> seen, long parentEntryAddr, long base) {
         if (!memory.contains(framePa) || !memory.isLive(framePa)) {
             throw new InvariantViolation("table frame 0x" + Long.toHexString(framePa) + " (level " + level + ")"
                     + (parentEntryAddr >= 0 ? " linked for address 0x" + Long.toHexString(parentEntryAddr) : "")
@@ -58,7 +64,7 @@ public final class InvariantChecker {
         for (int i = 0; i < f.length; i++) {
             long pte = f[i];
             if (Pte.isTable(pte, level)) {
-                checkFrame(table, memory, g, g.outputAddress(pte), level + 1, seen, i * span);
+                checkFrame(table, memory, g, g.outputAddress(pte), level + 1, seen, base + i * span, base + i * span);
             }
         }
     }

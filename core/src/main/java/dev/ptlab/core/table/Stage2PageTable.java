@@ -610,7 +610,7 @@ public final class Stage2PageTable extends PageTable {
                 if (!Pte.isValid(ctx.old())) return;
                 int n = ctx.updateRun(set, clear);
                 if (n == 0) return;
-                updates += n;
+                updates += ctx.updatedInRun();
                 lastLevel = ctx.level();
                 lastPte = ctx.old();
                 last = Status.OK;

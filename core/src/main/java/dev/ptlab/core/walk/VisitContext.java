@@ -62,6 +62,8 @@ public final class VisitContext {
     private boolean batching;
     private int runBase;
     private int runDelta;
+    /** Entries the last {@link #updateRun} changed. */
+    private int runChanged;
 
     VisitContext(Geometry geometry, PhysicalMemory memory, int flags, long start, long end) {
         this.geometry = geometry;
@@ -319,6 +321,7 @@ public final class VisitContext {
      */
     public int updateRun(long set, long clear) {
         checkActive();
+        runChanged = 0;
         if (!inRun || shared) return 0;
         long mask = stage2 ? BreakBeforeMake.STAGE2_EXEMPT : BreakBeforeMake.HYP_EXEMPT;
         if (((set | clear) & ~mask) != 0) {
@@ -330,14 +333,19 @@ public final class VisitContext {
         long stop = Math.min(f.length, (long) i + entriesBeforeEnd());
         int lvl = level;
         long last = old;
+        int changed = 0;
         while (i < stop) {
             long v = Frames.getPlain(f, i);
             if (!Pte.isValid(v) || Pte.isTable(v, lvl)) break;
             long nv = (v & ~clear) | set;
-            if (nv != v) Frames.setPlain(f, i, nv);
+            if (nv != v) {
+                Frames.setPlain(f, i, nv);
+                changed++;
+            }
             last = nv;
             i++;
         }
+        runChanged = changed;
         int n = i - index;
         if (n > 0) {
             index = i - 1;
@@ -345,6 +353,11 @@ public final class VisitContext {
             old = last;
         }
         return n;
+    }
+
+    /** How many of the entries the last {@link #updateRun} passed it actually changed (the rest already had the value). */
+    public int updatedInRun() {
+        return runChanged;
     }
 
     /** Takes a reference on the containing table frame. */
