@@ -183,6 +183,31 @@ public final class VisitContext {
     }
 
     /**
+     * For a {@link LeafRunVisitor} that leaves every entry of the run as it is: moves past the
+     * current entry and every following non-table entry inside the walk's range, exactly as
+     * calling {@link #nextInRun()} until it returns false would, and returns how many entries
+     * were passed (the current one included). The visitor must then return: the context is on
+     * the first entry not passed, and {@link #old()} is not meaningful. At the last level no
+     * entry can be a table, so the run ends at the end of the table or of the range and no
+     * entry is read; at other levels the entries are read one by one.
+     */
+    public int skipRun() {
+        checkActive();
+        int first = index;
+        if (level == Granule.LAST_LEVEL) {
+            long stop = Math.min(frame.length, (long) first + entriesBeforeEnd());
+            int n = (int) (stop - first);
+            index = (int) stop;
+            addr = (addr & -span) + (long) n * span;
+            return n;
+        }
+        while (nextInRun()) {
+            // nothing: a table or the end of the table or range stops the run
+        }
+        return index - first;
+    }
+
+    /**
      * For a {@link LeafRunVisitor}: installs {@code first}, {@code first + step}, {@code first +
      * 2 * step}, ... into consecutive all-zero entries from the current one on, and returns how
      * many. For each it does exactly what {@code getRef(); publish(value);} followed by a
