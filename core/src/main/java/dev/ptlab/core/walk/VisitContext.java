@@ -225,7 +225,7 @@ public final class VisitContext {
         if (!inRun || max <= 0 || !batch()) return 0; // no batch: a free table, the per-entry path reports it
         long[] f = frame;
         int i = index;
-        long stop = Math.min(f.length, (long) i + Math.min(max, entriesBeforeEnd()));
+        int stop = (int) Math.min(f.length, (long) i + Math.min(max, entriesBeforeEnd())); // int: a counted loop
         long v = first;
         while (i < stop && Frames.getPlain(f, i) == 0) {
             Frames.setRelease(f, i, v);
@@ -257,7 +257,7 @@ public final class VisitContext {
         long[] f = frame;
         int i = index;
         long budget = (long) runBase + runDelta - 1; // drops that leave the count at 1 or more
-        long stop = Math.min(f.length, (long) i + Math.min(budget, entriesBeforeEnd()));
+        int stop = (int) Math.max(i, Math.min(f.length, (long) i + Math.min(budget, entriesBeforeEnd()))); // int: a counted loop
         int lvl = level;
         while (i < stop) {
             long v = Frames.getPlain(f, i);
@@ -352,7 +352,7 @@ public final class VisitContext {
         }
         long[] f = frame;
         int i = index;
-        long stop = Math.min(f.length, (long) i + entriesBeforeEnd());
+        int stop = (int) Math.min(f.length, (long) i + entriesBeforeEnd()); // int: a counted loop
         int lvl = level;
         long last = old;
         while (i < stop) {
