@@ -52,7 +52,7 @@ public final class MinOfRounds {
             b.check();
             best = Math.min(best, (t1 - t0) / (double) Fixture.PAGES);
         }
-        System.out.printf("wrprotect          %6.2f ns/page%n", best);
+        System.out.printf("%-24s %6.2f ns/page%n", "wrprotect", best);
     }
 
     /** As {@link SplitBench}: 512 blocks mapped and the cache filled (untimed), then one split. */
@@ -68,7 +68,7 @@ public final class MinOfRounds {
             b.check();
             best = Math.min(best, (t1 - t0) / (double) Fixture.PAGES);
         }
-        System.out.printf("split              %6.2f ns/page%n", best);
+        System.out.printf("%-24s %6.2f ns/page%n", "split", best);
     }
 
     /** As {@link CoalesceBench}: the GiB mapped in pages (untimed), then mapped again as 2 MiB blocks. */
@@ -85,7 +85,7 @@ public final class MinOfRounds {
             b.check();
             best = Math.min(best, (t1 - t0) / (double) Fixture.PAGES);
         }
-        System.out.printf("coalesce, %-13s %6.2f ns/page%n", policy, best);
+        System.out.printf("%-24s %6.2f ns/page%n", "coalesce " + policy, best);
     }
 
     private static void mapAndTranslate(int rounds, java.util.Set<String> groups) {
@@ -131,13 +131,13 @@ public final class MinOfRounds {
             hit = Math.min(hit, (t3 - t2) / (double) n);
         }
         if (groups.contains("map")) {
-            System.out.printf("map                %6.2f ns/page%n", map);
-            System.out.printf("unmap              %6.2f ns/page%n", unmap);
+            System.out.printf("%-24s %6.2f ns/page%n", "map", map);
+            System.out.printf("%-24s %6.2f ns/page%n", "unmap", unmap);
         }
         if (groups.contains("translate")) {
-            System.out.printf("miss, stride 1     %6.2f ns%n", missSeq);
-            System.out.printf("miss, stride 40503 %6.2f ns%n", missScatter);
-            System.out.printf("hit                %6.2f ns%n", hit);
+            System.out.printf("%-24s %6.2f ns%n", "miss, stride 1", missSeq);
+            System.out.printf("%-24s %6.2f ns%n", "miss, stride 40503", missScatter);
+            System.out.printf("%-24s %6.2f ns%n", "hit", hit);
         }
         if (sink == 42) System.out.println(); // keep the results live
     }
