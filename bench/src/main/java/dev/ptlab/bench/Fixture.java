@@ -19,8 +19,17 @@ import dev.ptlab.core.table.Stage2PageTable;
 final class Fixture {
     static final long IPA = 0x4000_0000L;
     static final long PA = 0x8000_1000L;
+    /**
+     * A PA 2 MiB-aligned but not 1 GiB-aligned: map of the GiB to it places exactly
+     * {@link #BLOCKS} level-2 blocks (a 1 GiB-aligned PA would give one level-1 block).
+     */
+    static final long BLOCK_PA = 0x8020_0000L;
     static final long SIZE = 1L << 30;
     static final int PAGES = (int) (SIZE >>> 12);
+    /** 2 MiB blocks in the GiB. */
+    static final int BLOCKS = (int) (SIZE >>> 21);
+    /** Pages per 2 MiB block (entries of one level-3 table). */
+    static final int PAGES_PER_BLOCK = PAGES / BLOCKS;
     /** Tables one GiB of pages needs below an empty root: one L1, one L2 and 512 L3 tables. */
     static final int TABLES = 1 + 1 + 512;
     static final int VMID = 1;
@@ -60,15 +69,52 @@ final class Fixture {
         }
     }
 
+    /**
+     * Maps the whole GiB as {@link #BLOCKS} level-2 blocks to {@link #BLOCK_PA} and checks the
+     * shape (an L1 and an L2 table, 512 blocks).
+     */
+    void mapBlocks() {
+        cache.topUp(8);
+        long before = table.counters().leavesInstalled();
+        table.map(IPA, SIZE, BLOCK_PA, Prot.RW, cache);
+        long leaves = table.counters().leavesInstalled() - before;
+        if (leaves != BLOCKS) throw new IllegalStateException("map installed " + leaves + " leaves, expected " + BLOCKS);
+        checkLeafLevel(2);
+    }
+
+    /** Checks that both ends of the GiB are valid leaves at {@code level} with the PA of {@link #BLOCK_PA}. */
+    void checkLeafLevel(int level) {
+        Leaf first = table.getLeaf(IPA);
+        Leaf last = table.getLeaf(IPA + SIZE - 1);
+        long lastPa = table.geometry().outputAddress(last.pte());
+        long expectLast = (BLOCK_PA + SIZE - 1) & -table.geometry().granule().levelSize(level);
+        if (first.level() != level || !first.valid() || last.level() != level || !last.valid()
+                || table.geometry().outputAddress(first.pte()) != BLOCK_PA || lastPa != expectLast) {
+            throw new IllegalStateException("expected level-" + level + " leaves to PA 0x" + Long.toHexString(BLOCK_PA)
+                    + " at both ends, got " + first + " and " + last);
+        }
+    }
+
     void unmapAll() {
+        unmapAll(PAGES);
+    }
+
+    /** Unmaps the GiB, which must hold {@code expectedLeaves} leaves, and checks every table was freed. */
+    void unmapAll(int expectedLeaves) {
         long before = table.counters().leavesRemoved();
         table.unmap(IPA, SIZE);
-        checkUnmapped(before);
+        checkUnmapped(before, expectedLeaves);
     }
 
     void checkUnmapped(long leavesBefore) {
+        checkUnmapped(leavesBefore, PAGES);
+    }
+
+    void checkUnmapped(long leavesBefore, int expectedLeaves) {
         long leaves = table.counters().leavesRemoved() - leavesBefore;
-        if (leaves != PAGES) throw new IllegalStateException("unmap removed " + leaves + " leaves, expected " + PAGES);
+        if (leaves != expectedLeaves) {
+            throw new IllegalStateException("unmap removed " + leaves + " leaves, expected " + expectedLeaves);
+        }
         // Every table below the root was emptied and freed: only the root and the cache remain.
         long expected = 1 + cache.size();
         if (memory.framesInUse() != expected) {

@@ -6,6 +6,7 @@ import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.hw.TlbMaintenance;
 import dev.ptlab.core.mem.PhysicalMemory;
+import dev.ptlab.core.walk.LeafRunVisitor;
 import dev.ptlab.core.walk.Status;
 import dev.ptlab.core.walk.Visit;
 import dev.ptlab.core.walk.VisitContext;
@@ -88,10 +89,32 @@ public abstract class PageTable {
      * Teardown visitor: every counted leaf drops its reference on its table; a table whose count
      * is back to 1 (only its allocation reference) is unlinked and freed on the way up.
      */
-    final class FreeVisitor implements Visitor {
+    final class FreeVisitor implements LeafRunVisitor {
         long tablesFreed;
         /** Entries visited: the walker steps a teardown takes. */
         long visits;
+
+        /**
+         * Runs of leaves: each entry handled exactly as a LEAF {@link #visit} does (and counted
+         * as a visit). Consecutive valid leaves, which are always counted, are cleared with
+         * their references dropped by {@link VisitContext#clearRun} in one loop; anything else
+         * (zero, an annotation, LOCKED) takes the per-entry code.
+         */
+        @Override
+        public void visitLeafRun(VisitContext ctx) {
+            do {
+                int n = ctx.clearRun();
+                if (n > 0) {
+                    visits += n;
+                    continue;
+                }
+                visits++;
+                if (counted(ctx.old())) {
+                    ctx.trySet(0);
+                    ctx.putRef();
+                }
+            } while (ctx.nextInRun());
+        }
 
         @Override
         public Status visit(VisitContext ctx, Visit visit) {

@@ -904,13 +904,15 @@ public final class Stage2PageTable extends PageTable {
             return Status.OK;
         }
 
-        /** Pages are already as small as it gets: pass runs of them without a call per entry. */
+        /**
+         * Pages are already as small as it gets, and {@link #visit} leaves them (and invalid
+         * entries) alone: pass a run of them in one step. This is what the walk does in each
+         * level-3 table a split has just built and swapped in.
+         */
         @Override
         public void visitLeafRun(VisitContext ctx) {
             if (ctx.level() != dev.ptlab.core.arch.Granule.LAST_LEVEL) return;
-            while (ctx.nextInRun()) {
-                // nothing to do for a page or an invalid entry
-            }
+            ctx.skipRun();
         }
     }
 

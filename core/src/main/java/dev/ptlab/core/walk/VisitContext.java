@@ -185,6 +185,31 @@ public final class VisitContext {
     }
 
     /**
+     * For a {@link LeafRunVisitor} that leaves every entry of the run as it is: moves past the
+     * current entry and every following non-table entry inside the walk's range, exactly as
+     * calling {@link #nextInRun()} until it returns false would, and returns how many entries
+     * were passed (the current one included). The visitor must then return: the context is on
+     * the first entry not passed, and {@link #old()} is not meaningful. At the last level no
+     * entry can be a table, so the run ends at the end of the table or of the range and no
+     * entry is read; at other levels the entries are read one by one.
+     */
+    public int skipRun() {
+        checkActive();
+        int first = index;
+        if (level == Granule.LAST_LEVEL) {
+            long stop = Math.min(frame.length, (long) first + entriesBeforeEnd());
+            int n = (int) (stop - first);
+            index = (int) stop;
+            addr = (addr & -span) + (long) n * span;
+            return n;
+        }
+        while (nextInRun()) {
+            // nothing: a table or the end of the table or range stops the run
+        }
+        return index - first;
+    }
+
+    /**
      * For a {@link LeafRunVisitor}: installs {@code first}, {@code first + step}, {@code first +
      * 2 * step}, ... into consecutive all-zero entries from the current one on, and returns how
      * many. For each it does exactly what {@code getRef(); publish(value);} followed by a
@@ -202,7 +227,7 @@ public final class VisitContext {
         if (!inRun || max <= 0 || !batch()) return 0; // no batch: a free table, the per-entry path reports it
         long[] f = frame;
         int i = index;
-        long stop = Math.min(f.length, (long) i + Math.min(max, entriesBeforeEnd()));
+        int stop = (int) Math.min(f.length, (long) i + Math.min(max, entriesBeforeEnd())); // int: a counted loop
         long v = first;
         while (i < stop && Frames.getPlain(f, i) == 0) {
             Frames.setRelease(f, i, v);
@@ -234,7 +259,7 @@ public final class VisitContext {
         long[] f = frame;
         int i = index;
         long budget = (long) runBase + runDelta - 1; // drops that leave the count at 1 or more
-        long stop = Math.min(f.length, (long) i + Math.min(budget, entriesBeforeEnd()));
+        int stop = (int) Math.max(i, Math.min(f.length, (long) i + Math.min(budget, entriesBeforeEnd()))); // int: a counted loop
         int lvl = level;
         while (i < stop) {
             long v = Frames.getPlain(f, i);
@@ -330,7 +355,7 @@ public final class VisitContext {
         }
         long[] f = frame;
         int i = index;
-        long stop = Math.min(f.length, (long) i + entriesBeforeEnd());
+        int stop = (int) Math.min(f.length, (long) i + entriesBeforeEnd()); // int: a counted loop
         int lvl = level;
         long last = old;
         int changed = 0;
