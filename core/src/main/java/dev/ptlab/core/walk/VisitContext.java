@@ -106,6 +106,17 @@ public final class VisitContext {
         else if (d < 0) memory.putExclusive(tablePa, -d);
     }
 
+    /** Points the context at one entry, as the walker does before each visit of it. */
+    void position(long[] frame, int index, long tablePa, int level, long addr, long old) {
+        this.frame = frame;
+        this.index = index;
+        this.tablePa = tablePa;
+        this.level = level;
+        this.span = 1L << shifts[level + 1];
+        this.addr = addr;
+        this.old = old;
+    }
+
     /** Points the context at a table the walker is about to visit entries of. */
     void enterTable(long[] frame, long tablePa, int level, long span) {
         this.frame = frame;

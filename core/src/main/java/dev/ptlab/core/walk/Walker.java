@@ -196,13 +196,7 @@ public final class Walker {
             } else {
                 old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
                 table = Pte.isTable(old, level);
-                c.frame = frame;
-                c.index = idx;
-                c.tablePa = tablePa;
-                c.level = level;
-                c.span = 1L << c.shifts[level + 1];
-                c.addr = entryAddr;
-                c.old = old;
+                c.position(frame, idx, tablePa, level, entryAddr, old);
                 if (table) {
                     if ((flags & WalkFlags.TABLE_PRE) != 0) {
                         st = visitor.visit(c, Visit.TABLE_PRE);
@@ -237,13 +231,7 @@ public final class Walker {
             if (s != null) return s;
             if ((flags & WalkFlags.TABLE_POST) != 0) {
                 long next = c.addr;
-                c.frame = frame;
-                c.index = idx;
-                c.tablePa = tablePa;
-                c.level = level;
-                c.span = 1L << c.shifts[level + 1];
-                c.addr = entryAddr;
-                c.old = old;
+                c.position(frame, idx, tablePa, level, entryAddr, old);
                 st = visitor.visit(c, Visit.TABLE_POST);
                 c.addr = next;
                 if (st != Status.OK) {
