@@ -65,6 +65,9 @@ import org.junit.jupiter.api.Test;
  *       annotation (owner 0: the zero entry). Tables it creates stay, even if left empty.</li>
  *   <li><b>flush</b> changes nothing; it cleans the D-cache for each overlapping cacheable leaf
  *       (none with FWB).</li>
+ *   <li><b>idmapGreedy</b> (IDMAP tables only) maps, by map's rules above, the block that
+ *       IdmapGreedyTest's brute-force rule derives from the model's pins (annotations, leaves with
+ *       other permissions, memory type or software bits); EPERM / EINVAL change nothing.</li>
  * </ul>
  * The TLB invalidations each operation issues are counted against the model too (one by IPA per
  * valid leaf broken or removed and per table unmap frees, one range or VMID flush per table
@@ -494,12 +497,7 @@ class Stage2ModelTest {
 
     enum Op {
         MAP(20), MAP_OVER(14), COALESCE(7), UNMAP(13), WRPROTECT(8), MKYOUNG(6), CLEAR_YOUNG(7), RELAX(8), SPLIT(6),
-        SET_OWNER(6), FLUSH(2), IDMAP_MISMATCH(1);
-        // TODO(idmapGreedy): on IDMAP tables also draw idmapGreedy(addr, prot, range, cache) once
-        // Stage2PageTable has it (being written on the idmap branch; absent here). Model: from the
-        // level where getLeaf bottoms out, the largest block-capable aligned span around addr that
-        // lies inside the (shrunk) range is identity-mapped; a valid leaf at addr is RACED, an
-        // annotation EPERM.
+        SET_OWNER(6), FLUSH(2), IDMAP_MISMATCH(1), IDMAP_GREEDY(8);
 
         final int weight;
 
@@ -555,7 +553,7 @@ class Stage2ModelTest {
         }
 
         int weight(Op o) {
-            return o == Op.IDMAP_MISMATCH && !idmap ? 0 : o.weight;
+            return (o == Op.IDMAP_MISMATCH || o == Op.IDMAP_GREEDY) && !idmap ? 0 : o.weight;
         }
 
         Op pick() {
@@ -592,6 +590,7 @@ class Stage2ModelTest {
                         case SET_OWNER: opSetOwner(); break;
                         case FLUSH: opFlush(); break;
                         case IDMAP_MISMATCH: opIdmapMismatch(); break;
+                        case IDMAP_GREEDY: opIdmapGreedy(); break;
                         default: throw new AssertionError(o);
                     }
                     afterOp();
@@ -608,6 +607,10 @@ class Stage2ModelTest {
             }
             StringBuilder sb = new StringBuilder();
             for (Op o : Op.values()) if (opCounts[o.ordinal()] > 0) sb.append(' ').append(o.name().toLowerCase()).append('=').append(opCounts[o.ordinal()]);
+            if (opCounts[Op.IDMAP_GREEDY.ordinal()] > 0) {
+                sb.append(String.format(" [greedy: %d mapped (%d below the largest level), %d EPERM, %d EINVAL]", greedyOutcomes[0],
+                        greedyOutcomes[3], greedyOutcomes[1], greedyOutcomes[2]));
+            }
             System.out.printf("Stage2ModelTest %s%s: seed %d, %d ops (%s), peak %d model leaves, %d ms%n", g.label(),
                     idmap ? " idmap" : "", seed, ops, sb.toString().trim(), maxLeaves, (System.nanoTime() - t0) / 1_000_000);
         }
@@ -732,6 +735,11 @@ class Stage2ModelTest {
             boolean done = m.map(ipa, size, pa, tmpl, forcePte, fault, shared);
             forcePte = false;
             assertThat(st).as("status").isEqualTo(done ? Status.OK : Status.RACED);
+            assertMapAccounting(policy, shared, defer, coalesced0, window0, tlbi0);
+        }
+
+        /** Coalescing, invalid-window steps, TLBIs and deferred frees of a map the model has just replayed. */
+        void assertMapAccounting(CoalescePolicy policy, boolean shared, boolean defer, long coalesced0, long window0, long[] tlbi0) {
             boolean unmapFirst = policy == CoalescePolicy.UNMAP_FIRST && !shared;
             assertThat(table.counters().coalesced() - coalesced0).as("coalesced").isEqualTo(m.coalesced);
             long window = table.counters().invalidWindowSteps() - window0;
@@ -977,6 +985,118 @@ class Stage2ModelTest {
             }
             m.touch(r[0], r[0] + r[1]);
             assertTlbis(tlbi0, 0, 0, 0, 0);
+        }
+
+        /**
+         * idmapGreedy around an address near the model's leaves or annotations, in a range inside
+         * the window (aligned blocks, unaligned bytes, the whole window). Expected result from the
+         * model alone, by IdmapGreedyTest's brute-force rule: the first leaf level, largest first,
+         * whose aligned block around addr lies in the range and overlaps no pin (a model leaf whose
+         * permissions, memory type or software bits differ from the template's, or an owner
+         * annotation); none: EPERM if the range holds addr's page (which is then pinned), else
+         * EINVAL, with the table unchanged. The block is then replayed as a plain map (flags 0).
+         */
+        void opIdmapGreedy() {
+            long addr;
+            MLeaf tmpl = null;
+            int k = rnd.nextInt(10);
+            Map.Entry<Long, Integer> own = k < 2 ? m.owners.ceilingEntry(winBase + rnd.nextLong(winSize)) : null;
+            Map.Entry<Long, MLeaf> near = k >= 2 && k < 7 ? randomLeaf() : null;
+            if (own != null) {
+                addr = Math.max(winBase, Math.min(winBase + winSize - page, own.getKey() + page * (rnd.nextLong(9) - 4)));
+            } else if (near != null) {
+                addr = rnd.nextBoolean() ? pageIn(near) : Math.max(winBase, near.getKey() - page * (1 + rnd.nextLong(4)));
+                if (rnd.nextBoolean()) tmpl = mappable(near.getValue()); // compatible with that leaf
+            } else {
+                addr = randomPage();
+            }
+            addr += rnd.nextLong(page);
+            if (tmpl == null) tmpl = randomTemplate();
+            int[] levels = IdmapGreedyTest.leafLevels(g);
+            long lo, hi, winEnd = winBase + winSize;
+            int shape = rnd.nextInt(10);
+            if (shape < 4) {
+                // aligned: one or a few blocks of a random leaf level around addr
+                long s = m.span(levels[rnd.nextInt(levels.length)]);
+                lo = Math.max(winBase, (addr & -s) - s * rnd.nextLong(2));
+                hi = Math.min(winEnd, (addr & -s) + s * (1 + rnd.nextLong(2)));
+            } else if (shape < 9) {
+                // unaligned bytes either side, out to random powers of two (sometimes rounded to pages)
+                int maxLog = Long.numberOfTrailingZeros(big) + 2;
+                lo = Math.max(winBase, addr - rnd.nextLong(1L << rnd.nextInt(maxLog)));
+                hi = Math.min(winEnd, addr + 1 + rnd.nextLong(1L << rnd.nextInt(maxLog)));
+                if (rnd.nextBoolean()) {
+                    lo &= -page;
+                    hi = Math.min(winEnd, (hi + page - 1) & -page);
+                }
+            } else {
+                lo = winBase;
+                hi = winEnd;
+            }
+            AddressRange range = new AddressRange(lo, hi);
+            Prot prot = protOf(tmpl.perms(), tmpl.mem(), tmpl.sw());
+
+            int expected = -1;
+            for (int level : levels) {
+                AddressRange b = IdmapGreedyTest.around(g, addr, level);
+                if (range.contains(b) && !pinned(b.start(), b.end(), tmpl)) {
+                    expected = level;
+                    break;
+                }
+            }
+            long pageLo = addr & -page;
+            boolean pageInRange = range.contains(new AddressRange(pageLo, pageLo + page));
+            boolean pagePinned = pinned(pageLo, pageLo + page, tmpl);
+
+            CoalescePolicy policy = rnd.nextBoolean() ? CoalescePolicy.INSTALL_FIRST : CoalescePolicy.UNMAP_FIRST;
+            table.setCoalescePolicy(policy);
+            boolean defer = rnd.nextInt(3) == 0;
+            table.setFreeUnlinkedHook(defer ? deferHook : FreeUnlinkedHook.IMMEDIATE);
+            op = String.format("#%d idmapGreedy 0x%x %s in %s %s%s (model: %s)", i, addr, prot, range, policy,
+                    defer ? " deferred-free" : "", expected < 0 ? (pageInRange ? "EPERM" : "EINVAL") : "level " + expected);
+            f.cache.topUp(8);
+            Map<Long, List<Long>> before = expected < 0 ? Fixture.snapshot(table) : null;
+            long coalesced0 = table.counters().coalesced(), window0 = table.counters().invalidWindowSteps();
+            long[] tlbi0 = tlbis();
+            AddressRange got;
+            try {
+                got = table.idmapGreedy(addr, prot, range, f.cache);
+            } catch (PageTableException x) {
+                assertThat(expected).as("failed (%s), model expects level", x.getMessage()).isEqualTo(-1);
+                assertThat(x.errno()).as("errno (%s)", x.getMessage()).isEqualTo(pageInRange ? Errno.EPERM : Errno.EINVAL);
+                if (pageInRange) assertThat(pagePinned).as("model: addr's page pinned").isTrue();
+                assertThat(Fixture.snapshot(table)).as("table unchanged after the failure").isEqualTo(before);
+                assertTlbis(tlbi0, 0, 0, 0, 0);
+                m.touch(pageLo, pageLo + page);
+                greedyOutcomes[pageInRange ? 1 : 2]++;
+                return;
+            }
+            assertThat(expected).as("idmapGreedy returned %s where the model expects %s", got, pageInRange ? "EPERM" : "EINVAL")
+                    .isNotEqualTo(-1);
+            assertThat(pagePinned).as("model: addr's page pinned, yet idmapGreedy returned %s", got).isFalse();
+            assertThat(got).as("idmapGreedy result").isEqualTo(IdmapGreedyTest.around(g, addr, expected));
+            m.map(got.start(), got.size(), got.start(), tmpl, false, false, false);
+            assertMapAccounting(policy, false, defer, coalesced0, window0, tlbi0);
+            greedyOutcomes[0]++;
+            if (expected != levels[0]) greedyOutcomes[3]++;
+        }
+
+        /** idmapGreedy outcomes: mapped, EPERM, EINVAL, mapped below the largest leaf level. */
+        final int[] greedyOutcomes = new int[4];
+
+        /** A pin of the model in {@code [lo, hi)}: an annotation, or a leaf with other permissions, type or software bits than {@code t}. */
+        boolean pinned(long lo, long hi, MLeaf t) {
+            if (!m.owners.subMap(lo, true, hi, false).isEmpty()) return true;
+            Map.Entry<Long, MLeaf> below = m.leaves.lowerEntry(lo);
+            if (below != null && below.getKey() + m.span(below.getValue().level()) > lo && !compatible(below.getValue(), t)) return true;
+            for (MLeaf l : m.leaves.subMap(lo, true, hi, false).values()) {
+                if (!compatible(l, t)) return true;
+            }
+            return false;
+        }
+
+        boolean compatible(MLeaf l, MLeaf t) {
+            return l.perms() == t.perms() && l.mem() == t.mem() && l.sw() == t.sw();
         }
 
         /** The invalidation the caller owes after wrprotect / mkold (kvm_tlb_flush_vmid_range). */
