@@ -3,12 +3,14 @@ package dev.ptlab.core.table;
 import dev.ptlab.core.Errno;
 import dev.ptlab.core.PageTableException;
 import dev.ptlab.core.arch.Geometry;
+import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.OutputAddressFormat;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.arch.Prot;
 import dev.ptlab.core.arch.Registers;
 import dev.ptlab.core.arch.Stage;
 import dev.ptlab.core.arch.Stage2Descriptor;
+import dev.ptlab.core.hw.Tlb;
 import dev.ptlab.core.hw.TlbMaintenance;
 import dev.ptlab.core.mem.CacheMaintenance;
 import dev.ptlab.core.mem.MemCache;
@@ -204,7 +206,7 @@ public final class Stage2PageTable extends PageTable {
 
         /** The level half of {@link #leafFits}. */
         private boolean leafLevel(int level) {
-            if (forcePte && level < dev.ptlab.core.arch.Granule.LAST_LEVEL) return false;
+            if (forcePte && level < Granule.LAST_LEVEL) return false;
             return geometry.leafAllowed(level);
         }
 
@@ -355,7 +357,7 @@ public final class Stage2PageTable extends PageTable {
         /** LEAF that cannot hold a leaf here: install an empty table and let the walker descend. */
         private Status installTable(VisitContext ctx) {
             int level = ctx.level();
-            if (level == dev.ptlab.core.arch.Granule.LAST_LEVEL) {
+            if (level == Granule.LAST_LEVEL) {
                 throw new PageTableException(Errno.EINVAL, ctx.addr(), level, "no leaf fits at the last level");
             }
             if (cache == null) {
@@ -700,7 +702,7 @@ public final class Stage2PageTable extends PageTable {
      * @return OK, NOT_MAPPED (no valid leaf), or RACED (changed or locked by another walker)
      * @throws PageTableException EINVAL if {@code prot} carries anything but R/W/X rights
      */
-    public Status relaxPerms(long ipa, Prot prot, int flags, dev.ptlab.core.hw.Tlb local) {
+    public Status relaxPerms(long ipa, Prot prot, int flags, Tlb local) {
         checkLive();
         if (prot == null) throw PageTableException.invalidArgument("prot", "null", "is required");
         if ((prot.bits() & ~(Prot.R_BIT | Prot.W_BIT | Prot.X_BITS)) != 0) {
@@ -801,9 +803,9 @@ public final class Stage2PageTable extends PageTable {
     }
 
     private void checkUnlinkedLevel(int level) {
-        if (level < geometry.startLevel() || level >= dev.ptlab.core.arch.Granule.LAST_LEVEL) {
+        if (level < geometry.startLevel() || level >= Granule.LAST_LEVEL) {
             throw PageTableException.invalidArgument("level", (Object) level, "is outside " + geometry.startLevel() + ".."
-                    + (dev.ptlab.core.arch.Granule.LAST_LEVEL - 1) + " (the level of the entry the subtree hangs under)");
+                    + (Granule.LAST_LEVEL - 1) + " (the level of the entry the subtree hangs under)");
         }
     }
 
@@ -843,8 +845,8 @@ public final class Stage2PageTable extends PageTable {
 
     /** Frames a full split of one level-{@code level} block to pages needs (513 for a 4K L1 block). */
     public int framesForFullSplit(int level) {
-        if (level >= dev.ptlab.core.arch.Granule.LAST_LEVEL) return 0;
-        return 1 + (level + 1 >= dev.ptlab.core.arch.Granule.LAST_LEVEL ? 0
+        if (level >= Granule.LAST_LEVEL) return 0;
+        return 1 + (level + 1 >= Granule.LAST_LEVEL ? 0
                 : geometry.granule().entriesPerTable() * framesForFullSplit(level + 1));
     }
 
@@ -884,7 +886,7 @@ public final class Stage2PageTable extends PageTable {
         public Status visit(VisitContext ctx, Visit visit) {
             long old = ctx.old();
             int level = ctx.level();
-            if (level == dev.ptlab.core.arch.Granule.LAST_LEVEL || !Pte.isValid(old)) return Status.OK;
+            if (level == Granule.LAST_LEVEL || !Pte.isValid(old)) return Status.OK;
             int need = framesForFullSplit(level);
             if (cache.size() < 1) {
                 throw new PageTableException(Errno.ENOMEM, ctx.entryBase(), level,
@@ -911,7 +913,7 @@ public final class Stage2PageTable extends PageTable {
          */
         @Override
         public void visitLeafRun(VisitContext ctx) {
-            if (ctx.level() != dev.ptlab.core.arch.Granule.LAST_LEVEL) return;
+            if (ctx.level() != Granule.LAST_LEVEL) return;
             ctx.skipRun();
         }
     }
