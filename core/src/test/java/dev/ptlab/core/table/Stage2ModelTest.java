@@ -1150,28 +1150,7 @@ class Stage2ModelTest {
 
         /** A random range inside the window: a few pages, a few blocks, or (4K) a whole 1G block or two. */
         long[] randomRange() {
-            int k = rnd.nextInt(100);
-            long ipa, size;
-            if (k < 45) {
-                size = page * (1 + rnd.nextLong(16));
-                ipa = winBase + rnd.nextLong((winSize - size) / page + 1) * page;
-            } else if (k < 70) {
-                size = block * (1 + rnd.nextLong(3));
-                ipa = winBase + rnd.nextLong((winSize - size) / block + 1) * block;
-                if (rnd.nextInt(3) == 0) {
-                    long shift = page * rnd.nextLong(1, block / page);
-                    if (ipa + shift + size <= winBase + winSize) ipa += shift;
-                }
-            } else if (k < 92) {
-                size = page * (1 + rnd.nextLong(Math.min(2 * block / page, 2048)));
-                ipa = winBase + rnd.nextLong((winSize - size) / page + 1) * page;
-            } else {
-                size = big * (1 + rnd.nextLong(2));
-                if (big == block) size += page * rnd.nextLong(block / page);
-                ipa = winBase + rnd.nextLong((winSize - size) / big + 1) * big;
-                if (rnd.nextBoolean() && ipa + size + page <= winBase + winSize) ipa += page;
-            }
-            return new long[] {ipa, size};
+            return Stage2RandomizedTest.randomRange(rnd, winBase, winSize, page, block, big);
         }
 
         /**

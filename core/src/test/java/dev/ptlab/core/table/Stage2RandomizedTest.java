@@ -192,7 +192,7 @@ class Stage2RandomizedTest {
                 long ipa, size;
                 if (kind < 30) {
                     // unmap
-                    long[] r = randomRange(rnd, m, winBase, winSize, page, block, big);
+                    long[] r = randomRange(rnd, winBase, winSize, page, block, big);
                     ipa = r[0];
                     size = r[1];
                     op = String.format("#%d unmap 0x%x+0x%x", i, ipa, size);
@@ -227,7 +227,7 @@ class Stage2RandomizedTest {
                             pa = l.pa();
                         }
                     } else {
-                        long[] r = randomRange(rnd, m, winBase, winSize, page, block, big);
+                        long[] r = randomRange(rnd, winBase, winSize, page, block, big);
                         ipa = r[0];
                         size = r[1];
                         // page-granular PAs only for ranges of up to two blocks, so the model stays small
@@ -264,7 +264,7 @@ class Stage2RandomizedTest {
     }
 
     /** A random range inside the window: a few pages, a few blocks, or (4K) a whole 1G block or two. */
-    private static long[] randomRange(SplittableRandom rnd, Model m, long winBase, long winSize, long page, long block, long big) {
+    static long[] randomRange(SplittableRandom rnd, long winBase, long winSize, long page, long block, long big) {
         int k = rnd.nextInt(100);
         long ipa, size;
         if (k < 45) {
