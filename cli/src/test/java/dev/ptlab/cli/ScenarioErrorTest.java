@@ -12,12 +12,7 @@ class ScenarioErrorTest {
     Path dir;
 
     private String error(String... lines) throws Exception {
-        String f = Cli.scenario(dir, "s.txt", lines);
-        Cli.Result r = Cli.run("run", f);
-        assertThat(r.exit()).as(r.toString()).isEqualTo(2);
-        assertThat(r.err()).startsWith(f + ":").endsWith("\n");
-        assertThat(r.err().split("\n")).hasSize(1);
-        return r.err().substring(f.length()).trim();
+        return Cli.scenarioError(dir, lines);
     }
 
     @Test

@@ -642,21 +642,8 @@ class Stage2ModelTest {
             long key = e.getKey();
             MLeaf l = e.getValue();
             long ls = m.span(l.level());
-            long ipa, size;
-            int shape = rnd.nextInt(4);
-            if (shape == 0 || ls == page) {
-                ipa = key;
-                size = ls;
-            } else if (shape == 1) {
-                long pages = ls / page;
-                long first = rnd.nextLong(pages);
-                ipa = key + first * page;
-                size = page * (1 + rnd.nextLong(Math.min(pages - first, 64)));
-            } else {
-                long before = page * rnd.nextLong(4), after = page * rnd.nextLong(4);
-                ipa = Math.max(winBase, key - before);
-                size = Math.min(winBase + winSize, key + ls + after) - ipa;
-            }
+            long[] around = Stage2RandomizedTest.aroundLeaf(rnd, key, ls, page, winBase, winSize);
+            long ipa = around[0], size = around[1];
             long pa = l.pa() + (ipa - key);
             if (pa < 0) {
                 ipa = key;

@@ -206,20 +206,9 @@ class Stage2RandomizedTest {
                         if (key == null) key = m.leaves.firstKey();
                         MLeaf l = m.leaves.get(key);
                         long ls = m.span(l.level());
-                        int shape = rnd.nextInt(4);
-                        if (shape == 0 || ls == page) {
-                            ipa = key;
-                            size = ls;
-                        } else if (shape == 1) {
-                            long pages = ls / page;
-                            long first = rnd.nextLong(pages);
-                            ipa = key + first * page;
-                            size = page * (1 + rnd.nextLong(Math.min(pages - first, 64)));
-                        } else {
-                            long before = page * rnd.nextLong(4), after = page * rnd.nextLong(4);
-                            ipa = Math.max(winBase, key - before);
-                            size = Math.min(winBase + winSize, key + ls + after) - ipa;
-                        }
+                        long[] r = aroundLeaf(rnd, key, ls, page, winBase, winSize);
+                        ipa = r[0];
+                        size = r[1];
                         pa = l.pa() + (ipa - key);
                         if (pa < 0) {
                             ipa = key;
@@ -261,6 +250,29 @@ class Stage2RandomizedTest {
         } catch (AssertionError | RuntimeException e) {
             throw new AssertionError(ctx + ", " + op + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * A range over an existing leaf at {@code key} spanning {@code ls}: the leaf exactly, a few of
+     * its pages, or the leaf with a few pages either side (clipped to the window).
+     */
+    static long[] aroundLeaf(SplittableRandom rnd, long key, long ls, long page, long winBase, long winSize) {
+        long ipa, size;
+        int shape = rnd.nextInt(4);
+        if (shape == 0 || ls == page) {
+            ipa = key;
+            size = ls;
+        } else if (shape == 1) {
+            long pages = ls / page;
+            long first = rnd.nextLong(pages);
+            ipa = key + first * page;
+            size = page * (1 + rnd.nextLong(Math.min(pages - first, 64)));
+        } else {
+            long before = page * rnd.nextLong(4), after = page * rnd.nextLong(4);
+            ipa = Math.max(winBase, key - before);
+            size = Math.min(winBase + winSize, key + ls + after) - ipa;
+        }
+        return new long[] {ipa, size};
     }
 
     /** A random range inside the window: a few pages, a few blocks, or (4K) a whole 1G block or two. */
