@@ -1,5 +1,6 @@
 package dev.ptlab.core;
 
+import dev.ptlab.core.mem.FrameAccess;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
@@ -29,6 +30,7 @@ import org.junit.jupiter.api.function.Executable;
  * errors read {@code <name>: 0x<hex value> <why>}.
  */
 class BadInputTest {
+    private static final FrameAccess FRAMES = FrameAccess.grant();
 
     private static final long MEM_BASE = 0x1_0000_0000L;
     private static final long IPA = 0x4000_0000L;
@@ -74,7 +76,7 @@ class BadInputTest {
     }
 
     private void snapshotFrame(PageTable t, long pa, int level, List<Object> out) {
-        long[] f = mem.table(pa);
+        long[] f = FRAMES.frame(mem, pa);
         out.add(pa);
         out.add(Arrays.toString(f));
         for (long pte : f) {

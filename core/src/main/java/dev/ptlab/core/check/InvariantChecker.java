@@ -1,5 +1,6 @@
 package dev.ptlab.core.check;
 
+import dev.ptlab.core.mem.FrameAccess;
 import dev.ptlab.core.InvariantViolation;
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Pte;
@@ -20,6 +21,7 @@ import java.util.Set;
  * Reads frames directly (it is part of core); not for use while other threads change the table.
  */
 public final class InvariantChecker {
+    private static final FrameAccess FRAMES = FrameAccess.grant();
     private InvariantChecker() {}
 
     /** Checks {@code table}; throws {@link InvariantViolation} naming the frame on the first failure. */
@@ -50,7 +52,7 @@ public final class InvariantChecker {
             throw new InvariantViolation("table frame 0x" + Long.toHexString(framePa) + " (level " + level
                     + ") is linked from more than one entry");
         }
-        long[] f = memory.table(framePa);
+        long[] f = FRAMES.frame(memory, framePa);
         int counted = 0;
         for (long pte : f) {
             if (table.isCounted(pte)) counted++;

@@ -1,5 +1,7 @@
 package dev.ptlab.core.hw;
 
+import dev.ptlab.core.mem.FrameAccess;
+import dev.ptlab.core.mem.FrameAccessException;
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.HypDescriptor;
@@ -25,6 +27,7 @@ import java.util.Objects;
  * <p>Not thread-safe: one Mmu per CPU, as on hardware. The table may change concurrently.
  */
 public final class Mmu {
+    private static final FrameAccess FRAMES = FrameAccess.grant();
     private final Geometry geometry;
     private final PhysicalMemory memory;
     private final Tlb tlb;
@@ -49,6 +52,8 @@ public final class Mmu {
     private int lastLevel;
     private boolean lastTlbHit;
     private long walks;
+    private long hardwareAfUpdates;
+    private final boolean checking;
     private final long[] faults = new long[FaultType.values().length];
 
     /**
@@ -83,11 +88,15 @@ public final class Mmu {
         this.afBit = stage2 ? Stage2Descriptor.AF : HypDescriptor.AF;
         this.rootPa = rootPa;
         this.vmid = vmid;
+        this.checking = memory.checking();
+        if (checking) tlb.setScanConflicts(true);
     }
 
     public Tlb tlb() { return tlb; }
     public Geometry geometry() { return geometry; }
     public long walks() { return walks; }
+    /** Access flags this MMU set by hardware update (with {@code hardwareAf}). */
+    public long hardwareAfUpdates() { return hardwareAfUpdates; }
     public long faults(FaultType type) { return faults[type.ordinal()]; }
 
     /** Points the MMU at another table (a VTTBR/TTBR write). Does not flush the TLB. */
@@ -128,13 +137,32 @@ public final class Mmu {
 
     private long walk(long addr, Access access) {
         walks++;
+        Tlb t = tlb;
+        t.beginWalk();
+        try {
+            for (;;) {
+                long r = walkOnce(addr, access);
+                if (r != RETRY) return r;
+            }
+        } finally {
+            t.endWalk();
+        }
+    }
+
+    /** {@link #walkOnce}'s answer when a hardware AF update lost its race: walk again from the root. */
+    private static final long RETRY = Long.MIN_VALUE;
+
+    private long walkOnce(long addr, Access access) {
         long generation = tlb.generation();
         int level = startLevel;
         long table = rootPa + (long) geometry.rootPageIndex(addr) * pageSize;
         for (;;) {
-            long[] frame = memory.table(table);
+            // Checking mode: the frame must not be freed or reused while this walk reads it.
+            int gen = checking ? FRAMES.generation(memory, table) : 0;
+            long[] frame = FRAMES.frame(memory, table);
             int idx = (int) ((addr >>> shifts[level + 1]) & indexMask);
             long pte = Frames.getAcquire(frame, idx);
+            if (checking) checkFrame(table, gen, addr, level);
             lastPte = pte;
             lastLevel = level;
             if (!Pte.isValid(pte)) return fault(FaultType.TRANSLATION, level);
@@ -154,18 +182,32 @@ public final class Mmu {
             long af = afBit;
             if ((pte & af) == 0) {
                 if (!hardwareAf) return fault(FaultType.ACCESS_FLAG, level);
+                // Hardware AF update: a compare-and-swap, racing software updates (mkyoung, mkold,
+                // BBM). Losing means the entry changed: start over, as hardware re-walks. Each
+                // loss is someone else's progress, so this terminates.
                 long witness = Frames.compareAndExchange(frame, idx, pte, pte | af);
-                if (witness != pte) {
-                    // The entry changed under us (software update or BBM): walk again from the root.
-                    return walk(addr, access);
-                }
+                if (witness != pte) return RETRY;
                 pte |= af;
                 lastPte = pte;
+                hardwareAfUpdates++;
             }
             tlb.fill(vmid, addr, level, pte, generation);
             if (!permitted(pte, access)) return fault(FaultType.PERMISSION, level);
             long span = 1L << shifts[level + 1];
             return oa + (addr & (span - 1));
+        }
+    }
+
+    /**
+     * Checking mode, after each descriptor read: the frame read from is still the live frame the
+     * walk reached. A broadcast TLBI waits for in-flight walks before a table may be freed, so this
+     * fails only when a table was freed without one (or a TLBI was skipped).
+     */
+    private void checkFrame(long table, int gen, long addr, int level) {
+        if (!memory.isLive(table) || FRAMES.generation(memory, table) != gen) {
+            throw new FrameAccessException("MMU walk for 0x" + Long.toHexString(addr) + " read level-" + level + " table frame 0x"
+                    + Long.toHexString(table) + " while it was freed" + (memory.isLive(table) ? " and reused" : "")
+                    + ": a table was freed without a completed TLBI");
         }
     }
 

@@ -22,10 +22,12 @@ import java.lang.invoke.VarHandle;
 public final class Tlb {
     private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
     private static final VarHandle GEN;
+    private static final VarHandle WALK;
 
     static {
         try {
             GEN = MethodHandles.lookup().findVarHandle(Tlb.class, "generation", long.class);
+            WALK = MethodHandles.lookup().findVarHandle(Tlb.class, "walkSeq", long.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -49,11 +51,46 @@ public final class Tlb {
     private int filledLevels;
     @SuppressWarnings("unused")
     private volatile long generation;
+    /**
+     * Odd while the owning CPU's MMU is walking tables for a miss. Written by the owner only;
+     * read by invalidating threads, which wait for an in-flight walk to finish (see
+     * {@link #awaitWalk}).
+     */
+    @SuppressWarnings("unused")
+    private volatile long walkSeq;
 
     private long hits;
     private long misses;
     private long fills;
-    private long conflicts;
+    private volatile long conflicts;
+    /** Scan a block fill's span for smaller cached entries (checking aid; costs up to a level's slots per block fill). */
+    private boolean scanConflicts;
+    private volatile ConflictListener conflictListener;
+
+    /** Told about every TLB conflict: a fill overlapping cached entries of another size. */
+    @FunctionalInterface
+    public interface ConflictListener {
+        /**
+         * @param level level of the entry being filled
+         * @param otherLevel level of the overlapping entry already cached
+         * @param otherBase first address the overlapping entry translates
+         */
+        void conflict(Tlb tlb, int vmid, long addr, int level, long pte, int otherLevel, long otherBase, long otherPte);
+    }
+
+    /** Receives each conflict as it is found (null: only count them). */
+    public void setConflictListener(ConflictListener listener) {
+        this.conflictListener = listener;
+    }
+
+    /**
+     * Also looks for smaller entries inside the span of every block being filled (a coalesced
+     * block whose old pages were never invalidated). Off by default: it scans up to a whole
+     * level's slots per block fill. {@link Mmu} turns it on over checking-mode memory.
+     */
+    public void setScanConflicts(boolean scan) {
+        this.scanConflicts = scan;
+    }
 
     public Tlb(String name, Granule granule, int pageEntries, int blockEntries) {
         if (Integer.bitCount(pageEntries) != 1 || pageEntries < 1) {
@@ -89,6 +126,35 @@ public final class Tlb {
 
     public long generation() {
         return (long) GEN.getVolatile(this);
+    }
+
+    /**
+     * The owning CPU's MMU starts a table walk. A volatile store, and the walk's next step is a
+     * volatile read of {@link #generation()}: with {@link #awaitWalk} on the invalidating side this
+     * is a Dekker pair, so an invalidation either sees the walk in flight and waits for it, or
+     * the walk sees the invalidation's generation bump (and so every entry change made before it).
+     */
+    void beginWalk() {
+        WALK.setVolatile(this, (long) WALK.getOpaque(this) + 1);
+    }
+
+    /** The owning CPU's MMU finished its walk (and its fill, if any). */
+    void endWalk() {
+        WALK.setRelease(this, (long) WALK.getOpaque(this) + 1);
+    }
+
+    /**
+     * Waits until a walk that was in flight when this was called has finished: the architectural
+     * guarantee that a completed TLBI (with its DSB) leaves no walk still using the old entries.
+     * A table freed after its TLBI completed is therefore never read by an MMU. Called by
+     * {@link TlbSystem} after broadcast invalidations, from threads other than the owner.
+     */
+    void awaitWalk() {
+        long s = (long) WALK.getVolatile(this);
+        if ((s & 1) == 0) return;
+        for (int spins = 0; (long) WALK.getVolatile(this) == s; spins++) {
+            if (spins < 64) Thread.onSpinWait(); else Thread.yield();
+        }
     }
 
     private static long tag(long addr, int shift, int vmid) {
@@ -157,12 +223,66 @@ public final class Tlb {
         return true;
     }
 
+    /**
+     * A fill overlapping a cached entry of another size is a TLB conflict: architecturally the
+     * CPU may then raise a TLB conflict abort or use either entry. It means an entry of the old
+     * size was not invalidated (break-before-make skipped its TLBI). Entries covering
+     * {@code addr} are checked on every fill; smaller entries elsewhere in a block's span only
+     * with {@link #setScanConflicts}.
+     */
     private void checkConflict(int vmid, long addr, int level, long pte) {
         int others = filledLevels & ~(1 << level);
-        if ((others & 1) != 0 && holds(e0, sh0, m0, addr, vmid)) conflicts++;
-        if ((others & 2) != 0 && holds(e1, sh1, m1, addr, vmid)) conflicts++;
-        if ((others & 4) != 0 && holds(e2, sh2, m2, addr, vmid)) conflicts++;
-        if ((others & 8) != 0 && holds(e3, sh3, m3, addr, vmid)) conflicts++;
+        if (others == 0) return;
+        for (int l = 0; l <= Granule.LAST_LEVEL; l++) {
+            if ((others & (1 << l)) == 0) continue;
+            long[] t = entries[l];
+            int shift = shifts[l];
+            int i = 2 * slot(addr, l);
+            long tag = tag(addr, shift, vmid);
+            if ((long) LONGS.getAcquire(t, i) == tag) {
+                conflict(vmid, addr, level, pte, l, (addr >>> shift) << shift, t[i + 1]);
+            } else if (l > level && scanConflicts) {
+                // Smaller entries anywhere inside the new block's span.
+                long base = (addr >>> shifts[level]) << shifts[level];
+                long top = base + (1L << shifts[level]);
+                for (int j = 0; j < t.length; j += 2) {
+                    long tj = (long) LONGS.getAcquire(t, j);
+                    if (tj == 0 || ((tj >>> 1) & 0xFFFF) != vmid) continue;
+                    long b = (tj >>> 17) << shift;
+                    if (b >= base && b < top) conflict(vmid, addr, level, pte, l, b, t[j + 1]);
+                }
+            }
+        }
+    }
+
+    private void conflict(int vmid, long addr, int level, long pte, int otherLevel, long otherBase, long otherPte) {
+        conflicts++;
+        ConflictListener l = conflictListener;
+        if (l != null) l.conflict(this, vmid, addr, level, pte, otherLevel, otherBase, otherPte);
+    }
+
+    /** Visits cached entries (for checks at quiescent points). */
+    @FunctionalInterface
+    public interface EntryVisitor {
+        /** {@code base} is the first address the entry translates; it spans {@code levelSize(level)}. */
+        void entry(int vmid, int level, long base, long pte);
+    }
+
+    /**
+     * Calls {@code visitor} for every valid entry. Meant for quiescent points (no fill running);
+     * an entry invalidated concurrently may or may not be reported.
+     */
+    public void forEachEntry(EntryVisitor visitor) {
+        for (int l = 0; l <= Granule.LAST_LEVEL; l++) {
+            long[] t = entries[l];
+            int shift = shifts[l];
+            for (int i = 0; i < t.length; i += 2) {
+                long tag = (long) LONGS.getAcquire(t, i);
+                if (tag == 0) continue;
+                long pte = t[i + 1];
+                visitor.entry((int) ((tag >>> 1) & 0xFFFF), l, (tag >>> 17) << shift, pte);
+            }
+        }
     }
 
     private void bump() {

@@ -6,6 +6,10 @@ import java.util.concurrent.atomic.LongAdder;
 /**
  * The TLBs of all CPUs of a system and the invalidations that reach them. Broadcast operations
  * act on every registered TLB; local ones on the caller's. Every operation is counted by scope.
+ *
+ * <p>Completion: a broadcast invalidation returns only after every MMU walk that was in flight
+ * when it began has finished (the effect of TLBI followed by DSB ISH). So once it returns, no
+ * MMU can still be reading through the entries it invalidated, and their tables may be freed.
  */
 public final class TlbSystem implements TlbMaintenance {
     private final CopyOnWriteArrayList<Tlb> tlbs = new CopyOnWriteArrayList<>();
@@ -28,6 +32,7 @@ public final class TlbSystem implements TlbMaintenance {
     public void flushVmidIpa(int vmid, long ipa, int levelHint) {
         byIpa.increment();
         for (Tlb t : tlbs) t.invalidateAddress(vmid, ipa);
+        awaitWalks();
     }
 
     @Override
@@ -40,18 +45,38 @@ public final class TlbSystem implements TlbMaintenance {
     public void flushVmidRange(int vmid, long ipa, long size) {
         byRange.increment();
         for (Tlb t : tlbs) t.invalidateRange(vmid, ipa, size);
+        awaitWalks();
     }
 
     @Override
     public void flushVmid(int vmid) {
         byVmid.increment();
         for (Tlb t : tlbs) t.invalidateVmid(vmid);
+        awaitWalks();
     }
 
     @Override
     public void flushHypVa(long va, int levelHint) {
         hypVa.increment();
         for (Tlb t : tlbs) t.invalidateAddress(0, va);
+        awaitWalks();
+    }
+
+    /** Waits for the MMU walks in flight on every CPU (see the class comment). */
+    private void awaitWalks() {
+        for (Tlb t : tlbs) t.awaitWalk();
+    }
+
+    /** TLB conflicts found by all registered TLBs. */
+    public long conflicts() {
+        long n = 0;
+        for (Tlb t : tlbs) n += t.conflicts();
+        return n;
+    }
+
+    /** The registered TLBs (a snapshot). */
+    public java.util.List<Tlb> tlbs() {
+        return java.util.List.copyOf(tlbs);
     }
 
     public long ipaFlushes() { return byIpa.sum(); }

@@ -22,8 +22,11 @@ import java.util.Arrays;
  * walkers can update them concurrently; {@link #getExclusive}/{@link #putExclusive} are the
  * cheaper forms for callers that hold the table's write lock.
  *
- * <p>In checking mode freed frames are poisoned and marked, and {@link #table} on a freed frame
- * throws {@link FrameAccessException} naming the PA.
+ * <p>In checking mode freed frames are poisoned and marked, and reading a freed frame throws
+ * {@link FrameAccessException} naming the PA. Each frame also counts how often it was freed, so a
+ * walker holding a stale reference to a frame that was freed and reused can be caught.
+ *
+ * <p>The frames' {@code long[]} arrays never leave the core: see {@link FrameAccess}.
  */
 public final class PhysicalMemory {
     /** Pattern written over freed frames in checking mode: invalid (bit 0 clear), never a real entry. */
@@ -42,6 +45,12 @@ public final class PhysicalMemory {
     private final long[][] frames;
     private final int[] refcount;
     private final byte[] state;
+    /**
+     * Per frame, how many times it has been freed. A walker that remembers the generation of a
+     * frame it entered can tell, in checking mode, that the frame was freed and reused under it
+     * (a reused frame is live again, so liveness alone cannot tell).
+     */
+    private final int[] generation;
     private final int entries;
 
     // Free frames below the bump pointer; every frame at or above it has never been allocated.
@@ -77,6 +86,7 @@ public final class PhysicalMemory {
         this.frames = new long[frameCount][];
         this.refcount = new int[frameCount];
         this.state = new byte[frameCount];
+        this.generation = new int[frameCount];
         this.entries = granule.entriesPerTable();
     }
 
@@ -220,6 +230,7 @@ public final class PhysicalMemory {
 
     private void release(int idx) {
         INTS.setRelease(refcount, idx, 0);
+        INTS.getAndAdd(generation, idx, 1);
         if (checking) {
             Arrays.fill(frames[idx], POISON);
             state[idx] = FREED;
@@ -244,12 +255,13 @@ public final class PhysicalMemory {
     }
 
     /**
-     * The descriptor array of the live table frame at {@code pa}. Core-internal: software walkers
-     * reach entries through a walk's visit context, hardware walkers through the MMU.
+     * The descriptor array of the live table frame at {@code pa}. Core-internal (package-private,
+     * reached from other core packages only through {@link FrameAccess}): software walkers reach
+     * entries through a walk's visit context, hardware walkers through the MMU.
      *
      * @throws FrameAccessException in checking mode, if the frame is not allocated
      */
-    public long[] table(long pa) {
+    long[] table(long pa) {
         long off = pa - base;
         if (checking || off < 0 || off >= size) {
             int idx = frameIndex(pa);
@@ -260,6 +272,11 @@ public final class PhysicalMemory {
             return frames[idx];
         }
         return frames[(int) (off >>> shift)];
+    }
+
+    /** How many times the frame at {@code pa} has been freed (see {@link #generation}). */
+    int generation(long pa) {
+        return (int) INTS.getAcquire(generation, frameIndex(pa));
     }
 
     /** True if the frame at {@code pa} is allocated. */

@@ -8,7 +8,24 @@ package dev.ptlab.core.table;
  */
 @FunctionalInterface
 public interface FreeUnlinkedHook {
-    /** Frees {@code subtree} now. */
+    /**
+     * The default: frees at once when the calling thread holds the table's MMU lock for writing
+     * (an exclusive walk: no software walker can be inside), otherwise after a grace period of
+     * the table's own reclaimer.
+     */
+    FreeUnlinkedHook DEFAULT = (table, subtree) -> {
+        if (table.mmuLock().heldForWrite()) {
+            table.freeUnlinked(subtree);
+        } else {
+            table.reclaimer().defer(() -> table.freeUnlinked(subtree));
+        }
+    };
+
+    /**
+     * Frees {@code subtree} now, whatever the walk. Wrong for shared walks (another shared walker
+     * may still be inside the subtree); kept to show, in checking mode, that the use-after-free
+     * this causes is caught.
+     */
     FreeUnlinkedHook IMMEDIATE = (table, subtree) -> table.freeUnlinked(subtree);
 
     void free(Stage2PageTable table, UnlinkedTable subtree);

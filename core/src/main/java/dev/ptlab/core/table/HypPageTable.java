@@ -42,6 +42,23 @@ public final class HypPageTable extends PageTable {
         return Pte.isCountedHyp(pte);
     }
 
+    /**
+     * The hyp table has exclusive walks only (the kernel's hyp code rejects SHARED with -EPERM):
+     * nothing at EL2 walks it concurrently in software.
+     */
+    @Override
+    protected void checkWalkFlags(int flags) {
+        if ((flags & WalkFlags.SHARED) != 0) {
+            throw new PageTableException(Errno.EPERM, PageTableException.NO_ADDRESS, PageTableException.NO_LEVEL,
+                    "the hyp table allows exclusive walks only; flags " + WalkFlags.toString(flags) + " include SHARED");
+        }
+    }
+
+    @Override
+    protected boolean sharedWalksAllowed() {
+        return false;
+    }
+
     public long tcr(boolean hardwareAf) {
         return Registers.tcrEl2(geometry, hardwareAf);
     }
@@ -65,14 +82,20 @@ public final class HypPageTable extends PageTable {
         checkSize(size);
         checkPa(pa, size);
         long attr = HypDescriptor.attributes(prot, geometry.oaFormat());
-        HypMapVisitor check = new HypMapVisitor(pa, attr, true);
-        walk(va, size, check, WalkFlags.LEAF, WalkPolicy.RANGE);
-        HypMapVisitor v = new HypMapVisitor(pa, attr, false);
+        // One write-locked section for the check and the map, so the check stays true.
+        mmuLock.writeLock();
         try {
-            walk(va, size, v, WalkFlags.LEAF, WalkPolicy.RANGE);
+            HypMapVisitor check = new HypMapVisitor(pa, attr, true);
+            walk(va, size, check, WalkFlags.LEAF, WalkPolicy.RANGE);
+            HypMapVisitor v = new HypMapVisitor(pa, attr, false);
+            try {
+                walk(va, size, v, WalkFlags.LEAF, WalkPolicy.RANGE);
+            } finally {
+                counters.leavesInstalled.add(v.leaves);
+                counters.tablesInstalled.add(v.tables);
+            }
         } finally {
-            counters.leavesInstalled.add(v.leaves);
-            counters.tablesInstalled.add(v.tables);
+            mmuLock.writeUnlock();
         }
     }
 

@@ -6,6 +6,7 @@ import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.hw.TlbMaintenance;
 import dev.ptlab.core.mem.PhysicalMemory;
+import dev.ptlab.core.mem.Reclaimer;
 import dev.ptlab.core.walk.LeafRunVisitor;
 import dev.ptlab.core.walk.Status;
 import dev.ptlab.core.walk.Visit;
@@ -18,7 +19,13 @@ import dev.ptlab.core.walk.Walker;
 /**
  * What stage-2 and hyp tables share: a geometry, the physical memory their frames come from, a
  * root (one frame, or up to 16 contiguous frames for a concatenated stage-2 root), the TLB
- * maintenance they issue, and the walks common to both (get-leaf, teardown).
+ * maintenance they issue, the table's {@link MmuLock} and {@link Reclaimer}, and the walks common
+ * to both (get-leaf, teardown).
+ *
+ * <p>Locking: every operation takes the MMU lock itself. A {@link WalkFlags#SHARED} walk holds it
+ * for reading and runs inside a read section of the table's reclaimer; any other walk holds it
+ * for writing. So exclusive walks never meet a shared one, and a table unlinked by a shared walk
+ * is freed only after a grace period ({@link Reclaimer#defer}), never under another shared walker.
  */
 public abstract class PageTable {
     protected final Geometry geometry;
@@ -26,7 +33,9 @@ public abstract class PageTable {
     protected final TlbMaintenance tlbi;
     protected final TableCounters counters = new TableCounters();
     protected final long rootPa;
-    private boolean destroyed;
+    protected final MmuLock mmuLock = new MmuLock();
+    protected final Reclaimer reclaimer = new Reclaimer();
+    private volatile boolean destroyed;
 
     protected PageTable(Geometry geometry, PhysicalMemory memory, TlbMaintenance tlbi) {
         if (geometry == null) throw new IllegalArgumentException("geometry: null");
@@ -46,6 +55,29 @@ public abstract class PageTable {
     public PhysicalMemory memory() { return memory; }
     public TableCounters counters() { return counters; }
     public TlbMaintenance tlbMaintenance() { return tlbi; }
+    /** The table's MMU lock (taken by every operation; callers may hold it around several). */
+    public MmuLock mmuLock() { return mmuLock; }
+    /** Grace periods for tables unlinked by shared walks. */
+    public Reclaimer reclaimer() { return reclaimer; }
+
+    /** Takes the MMU lock as a walk with {@code flags} needs it: read for SHARED, else write. */
+    protected final void lockFor(int flags) {
+        if ((flags & WalkFlags.SHARED) != 0) mmuLock.readLock(); else mmuLock.writeLock();
+    }
+
+    /**
+     * Releases what {@link #lockFor} took. After a shared operation, runs deferred frees whose
+     * grace period has passed (the walk's own read section is closed by now), so a table
+     * unlinked by a fault is not kept for longer than the readers that could see it.
+     */
+    protected final void unlockFor(int flags) {
+        if ((flags & WalkFlags.SHARED) != 0) {
+            mmuLock.readUnlock();
+            if (reclaimer.pending() > 0 && !reclaimer.inReadSection()) reclaimer.reclaim();
+        } else {
+            mmuLock.writeUnlock();
+        }
+    }
 
     /** Physical address of the (first) root frame: what TTBR/VTTBR's BADDR holds. */
     public long rootPa() {
@@ -60,21 +92,44 @@ public abstract class PageTable {
         if (destroyed) throw new IllegalStateException("table was destroyed");
     }
 
-    /** Runs {@code visitor} over {@code [addr, addr + size)} with the one walker. */
+    /**
+     * Runs {@code visitor} over {@code [addr, addr + size)} with the one walker, holding the MMU
+     * lock as {@code flags} require (read for SHARED, else write).
+     */
     public Status walk(long addr, long size, Visitor visitor, int flags, WalkPolicy policy) {
         checkLive();
-        return Walker.walk(geometry, memory, rootPa, addr, size, visitor, flags, policy);
+        checkWalkFlags(flags);
+        lockFor(flags);
+        try {
+            checkLive();
+            return Walker.walk(geometry, memory, rootPa, addr, size, visitor, flags, policy, reclaimer);
+        } finally {
+            unlockFor(flags);
+        }
     }
 
-    /** The entry that translates {@code addr}: the valid leaf, or the invalid entry where the walk stopped. */
+    /** Hook for tables that restrict walk modes (the hyp table refuses shared walks). */
+    protected void checkWalkFlags(int flags) {
+    }
+
+    /**
+     * The entry that translates {@code addr}: the valid leaf, or the invalid entry where the walk
+     * stopped. A read-only shared walk (read lock), so it can run beside faults.
+     */
     public Leaf getLeaf(long addr) {
         long[] found = new long[2];
+        int flags = WalkFlags.LEAF | (sharedWalksAllowed() ? WalkFlags.SHARED : 0);
         walk(addr, 1, (ctx, visit) -> {
             found[0] = ctx.old();
             found[1] = ctx.level();
             return Status.OK;
-        }, WalkFlags.LEAF, WalkPolicy.RANGE);
+        }, flags, WalkPolicy.RANGE);
         return new Leaf(found[0], (int) found[1]);
+    }
+
+    /** Whether this kind of table allows {@link WalkFlags#SHARED} walks. */
+    protected boolean sharedWalksAllowed() {
+        return true;
     }
 
     /** Whether {@code pte} holds a reference on its table in this kind of table. */
@@ -145,6 +200,19 @@ public abstract class PageTable {
      */
     public void destroy() {
         checkLive();
+        // Subtrees unlinked by shared walks and still in their grace period are freed first, so
+        // every frame is back when destroy returns.
+        reclaimer.barrier();
+        mmuLock.writeLock();
+        try {
+            checkLive();
+            destroyLocked();
+        } finally {
+            mmuLock.writeUnlock();
+        }
+    }
+
+    private void destroyLocked() {
         FreeVisitor v = new FreeVisitor();
         walk(0, geometry.iaLimit(), v, WalkFlags.LEAF | WalkFlags.TABLE_POST, WalkPolicy.RANGE);
         counters.tablesFreed.add(v.tablesFreed);
@@ -210,6 +278,11 @@ public abstract class PageTable {
      */
     public void checkRefcounts() {
         checkLive();
-        dev.ptlab.core.check.InvariantChecker.check(this);
+        mmuLock.writeLock();
+        try {
+            dev.ptlab.core.check.InvariantChecker.check(this);
+        } finally {
+            mmuLock.writeUnlock();
+        }
     }
 }

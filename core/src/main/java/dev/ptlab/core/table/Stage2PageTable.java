@@ -52,7 +52,7 @@ public final class Stage2PageTable extends PageTable {
     private final boolean fwb;
     private final CacheMaintenance cmo;
     private volatile CoalescePolicy coalescePolicy = CoalescePolicy.INSTALL_FIRST;
-    private volatile FreeUnlinkedHook freeUnlinkedHook = FreeUnlinkedHook.IMMEDIATE;
+    private volatile FreeUnlinkedHook freeUnlinkedHook = FreeUnlinkedHook.DEFAULT;
     private volatile ForcePteCallback forcePteCallback;
 
     public Stage2PageTable(Geometry geometry, PhysicalMemory memory, TlbMaintenance tlbi, int vmid, int tableFlags) {
@@ -90,7 +90,7 @@ public final class Stage2PageTable extends PageTable {
         this.coalescePolicy = policy;
     }
 
-    /** Where subtrees detached by map's coalescing go; {@link FreeUnlinkedHook#IMMEDIATE} by default. */
+    /** Where subtrees detached by map's coalescing go; {@link FreeUnlinkedHook#DEFAULT} by default. */
     public void setFreeUnlinkedHook(FreeUnlinkedHook hook) {
         if (hook == null) throw new IllegalArgumentException("hook: null");
         this.freeUnlinkedHook = hook;
@@ -463,15 +463,21 @@ public final class Stage2PageTable extends PageTable {
         checkSize(size);
         boolean defer = fwb && (tableFlags & RANGE_TLBI) != 0;
         UnmapVisitor v = new UnmapVisitor(defer);
+        // The deferred range TLBI must complete before a fault can map the range again.
+        mmuLock.writeLock();
         try {
-            walk(ipa, size, v, WalkFlags.LEAF | WalkFlags.TABLE_POST, WalkPolicy.RANGE);
+            try {
+                walk(ipa, size, v, WalkFlags.LEAF | WalkFlags.TABLE_POST, WalkPolicy.RANGE);
+            } finally {
+                counters.leavesRemoved.add(v.leaves);
+                counters.tablesFreed.add(v.tables);
+                recordCmo(v.dcacheOps, v.dcacheBytes, 0, 0);
+                if (defer && v.leaves > 0) {
+                    tlbi.flushVmidRange(vmid, ipa & -geometry.granule().pageSize(), size);
+                }
+            }
         } finally {
-            counters.leavesRemoved.add(v.leaves);
-            counters.tablesFreed.add(v.tables);
-            recordCmo(v.dcacheOps, v.dcacheBytes, 0, 0);
-        }
-        if (defer && v.leaves > 0) {
-            tlbi.flushVmidRange(vmid, ipa & -geometry.granule().pageSize(), size);
+            mmuLock.writeUnlock();
         }
     }
 
@@ -712,11 +718,16 @@ public final class Stage2PageTable extends PageTable {
         if (prot.readable()) set |= Stage2Descriptor.S2AP_R;
         if (prot.writable()) set |= Stage2Descriptor.S2AP_W;
         long page = geometry.granule().pageSize();
-        AttrVisitor v = updateLeafAttrs(ipa & -page, page, set, Stage2Descriptor.XN_MASK, flags);
-        if (v.last == Status.OK || v.last == Status.RACED) {
-            tlbi.flushVmidIpaLocal(local, vmid, ipa & -page, v.last == Status.OK ? v.lastLevel : TlbMaintenance.LEVEL_UNKNOWN);
+        lockFor(flags);
+        try {
+            AttrVisitor v = updateLeafAttrs(ipa & -page, page, set, Stage2Descriptor.XN_MASK, flags);
+            if (v.last == Status.OK || v.last == Status.RACED) {
+                tlbi.flushVmidIpaLocal(local, vmid, ipa & -page, v.last == Status.OK ? v.lastLevel : TlbMaintenance.LEVEL_UNKNOWN);
+            }
+            return v.last;
+        } finally {
+            unlockFor(flags);
         }
-        return v.last;
     }
 
     /**
@@ -933,7 +944,12 @@ public final class Stage2PageTable extends PageTable {
      *     annotation, ENOMEM if a table is needed and {@code cache} is empty
      */
     public AddressRange idmapGreedy(long addr, Prot prot, AddressRange range, MemCache cache) {
-        return GreedyIdmap.map(this, addr, prot, range, cache);
+        mmuLock.writeLock();
+        try {
+            return GreedyIdmap.map(this, addr, prot, range, cache);
+        } finally {
+            mmuLock.writeUnlock();
+        }
     }
 }
 

@@ -6,8 +6,11 @@ import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.arch.Stage;
+import dev.ptlab.core.mem.FrameAccess;
+import dev.ptlab.core.mem.FrameAccessException;
 import dev.ptlab.core.mem.Frames;
 import dev.ptlab.core.mem.PhysicalMemory;
+import dev.ptlab.core.mem.Reclaimer;
 
 /**
  * The visitor's view of the entry being visited. One context exists per walk and is updated in
@@ -19,6 +22,7 @@ import dev.ptlab.core.mem.PhysicalMemory;
  * {@link #old()}: the visitor that wins owns the change, a loser reports {@link Status#RACED}.
  */
 public final class VisitContext {
+    private static final FrameAccess FRAMES = FrameAccess.grant();
     /** Per granule (by ordinal), {@code levelShift(level)} at index {@code level + 1}, levels -1..3. */
     private static final int[][] SHIFTS = new int[Granule.values().length][];
 
@@ -43,8 +47,12 @@ public final class VisitContext {
     final boolean checking;
     /** The geometry's level shifts, indexed by {@code level + 1} (shared, never written). */
     final int[] shifts;
+    /** Protects a shared walk's reads of frames another shared walker may unlink (null if exclusive). */
+    final Reclaimer reclaimer;
 
     long[] frame;
+    /** Checking mode: the generation {@link #frame} had when the walk entered it. */
+    int frameGen;
     int index;
     long tablePa;
     int level;
@@ -65,7 +73,8 @@ public final class VisitContext {
     /** Entries the last {@link #updateRun} changed. */
     private int runChanged;
 
-    VisitContext(Geometry geometry, PhysicalMemory memory, int flags, long start, long end) {
+    VisitContext(Geometry geometry, PhysicalMemory memory, int flags, long start, long end, Reclaimer reclaimer) {
+        this.reclaimer = reclaimer;
         this.geometry = geometry;
         this.memory = memory;
         this.flags = flags;
@@ -107,8 +116,9 @@ public final class VisitContext {
     }
 
     /** Points the context at one entry, as the walker does before each visit of it. */
-    void position(long[] frame, int index, long tablePa, int level, long addr, long old) {
+    void position(long[] frame, int gen, int index, long tablePa, int level, long addr, long old) {
         this.frame = frame;
+        this.frameGen = gen;
         this.index = index;
         this.tablePa = tablePa;
         this.level = level;
@@ -118,8 +128,9 @@ public final class VisitContext {
     }
 
     /** Points the context at a table the walker is about to visit entries of. */
-    void enterTable(long[] frame, long tablePa, int level, long span) {
+    void enterTable(long[] frame, int gen, long tablePa, int level, long span) {
         this.frame = frame;
+        this.frameGen = gen;
         this.tablePa = tablePa;
         this.level = level;
         this.span = span;
@@ -129,6 +140,32 @@ public final class VisitContext {
         if (!active) {
             throw new IllegalStateException("visit context used after its walk ended (entry " + index + " of table 0x"
                     + Long.toHexString(tablePa) + ")");
+        }
+        if (checking) checkFrame(tablePa, frameGen);
+    }
+
+    /** Checking mode: the generation of the frame at {@code pa} now (a walk remembers it on entry). */
+    int generationOf(long pa) {
+        return checking ? FRAMES.generation(memory, pa) : 0;
+    }
+
+    /**
+     * Checking mode, before every read of an entry: a shared walk must be inside a read section
+     * of its reclaimer (else the frame could be freed under it), and the frame must still be the
+     * live frame the walk entered (not freed, not freed and reused).
+     */
+    void checkFrame(long pa, int gen) {
+        if (shared && !reclaimer.inReadSection()) {
+            throw new FrameAccessException("shared walk read table frame 0x" + Long.toHexString(pa) + " outside a read section (thread "
+                    + Thread.currentThread().getName() + "): an unlinked table could be freed under it");
+        }
+        if (!memory.isLive(pa)) {
+            throw new FrameAccessException("walk read table frame 0x" + Long.toHexString(pa) + " after it was freed (use after free)");
+        }
+        int now = FRAMES.generation(memory, pa);
+        if (now != gen) {
+            throw new FrameAccessException("walk read table frame 0x" + Long.toHexString(pa) + " after it was freed and reused (generation "
+                    + gen + " when entered, " + now + " now)");
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.ptlab.core.walk;
 
+import dev.ptlab.core.mem.FrameAccess;
 import dev.ptlab.core.Errno;
 import dev.ptlab.core.PageTableException;
 import dev.ptlab.core.arch.Geometry;
@@ -7,6 +8,7 @@ import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.mem.Frames;
 import dev.ptlab.core.mem.PhysicalMemory;
+import dev.ptlab.core.mem.Reclaimer;
 
 /**
  * The one walker every table operation is built on.
@@ -36,6 +38,7 @@ import dev.ptlab.core.mem.PhysicalMemory;
  * cost about a nanosecond per page.
  */
 public final class Walker {
+    private static final FrameAccess FRAMES = FrameAccess.grant();
     private Walker() {}
 
     /**
@@ -47,7 +50,25 @@ public final class Walker {
      */
     public static Status walk(Geometry geometry, PhysicalMemory memory, long rootPa, long addr, long size,
                               Visitor visitor, int flags, WalkPolicy policy) {
+        return walk(geometry, memory, rootPa, addr, size, visitor, flags, policy, null);
+    }
+
+    /**
+     * {@link #walk(Geometry, PhysicalMemory, long, long, long, Visitor, int, WalkPolicy)} for walks
+     * that may be {@link WalkFlags#SHARED}: a shared walk runs inside a read section of
+     * {@code reclaimer} from its first read to its last (the kernel's walk_begin/walk_end taking
+     * the RCU read lock), so a table another shared walker unlinks stays readable until this walk
+     * is done with it.
+     *
+     * @param reclaimer required for shared walks; ignored by exclusive ones
+     */
+    public static Status walk(Geometry geometry, PhysicalMemory memory, long rootPa, long addr, long size,
+                              Visitor visitor, int flags, WalkPolicy policy, Reclaimer reclaimer) {
         Granule g = geometry.granule();
+        boolean shared = (flags & WalkFlags.SHARED) != 0;
+        if (shared && reclaimer == null) {
+            throw PageTableException.invalidArgument("reclaimer", "null", "is required for a SHARED walk");
+        }
         if (size < 0) throw PageTableException.invalidArgument("size", size, "is negative");
         long limit = geometry.iaLimit();
         long last = addr + size;
@@ -59,10 +80,10 @@ public final class Walker {
         if (size == 0) return Status.OK;
         long start = addr & ~g.pageMask();
         long end = (last + g.pageMask()) & ~g.pageMask();
-        VisitContext c = new VisitContext(geometry, memory, flags, start, end);
+        VisitContext c = new VisitContext(geometry, memory, flags, start, end, shared ? reclaimer : null);
         c.addr = start;
         c.active = true;
-        try {
+        try (Reclaimer.ReadSection section = shared ? reclaimer.enter() : null) {
             int level = geometry.startLevel();
             long pageSize = g.pageSize();
             while (c.addr < end) {
@@ -90,7 +111,10 @@ public final class Walker {
         if ((base & (span - 1)) != 0) {
             throw PageTableException.invalidArgument("base", base, "is not aligned to the subtree span 0x" + Long.toHexString(span));
         }
-        VisitContext c = new VisitContext(geometry, memory, flags, base, base + span);
+        if ((flags & WalkFlags.SHARED) != 0) {
+            throw PageTableException.invalidArgument("flags", WalkFlags.toString(flags), "has SHARED: a detached subtree is walked exclusively");
+        }
+        VisitContext c = new VisitContext(geometry, memory, flags, base, base + span, null);
         c.addr = base;
         c.active = true;
         try {
@@ -111,7 +135,10 @@ public final class Walker {
      * Before a plain leaf visit, a {@link LeafRunVisitor} is offered the run starting there.
      */
     private static Status walkTable(VisitContext c, long tablePa, int level, Visitor visitor, WalkPolicy policy) {
-        long[] frame = c.memory.table(tablePa);
+        long[] frame = FRAMES.frame(c.memory, tablePa);
+        final boolean checking = c.checking;
+        // Checking mode: the frame's generation now; every read below re-checks it (use after free or reuse).
+        final int gen = c.generationOf(tablePa);
         final int shift = c.shifts[level + 1];
         final long span = 1L << shift;
         final int entries = frame.length;
@@ -123,10 +150,11 @@ public final class Walker {
         final LeafRunVisitor run = visitLeaves && !shared && visitor instanceof LeafRunVisitor
                 ? (LeafRunVisitor) visitor : null;
         int idx = (int) ((c.addr >>> shift) & (entries - 1));
-        c.enterTable(frame, tablePa, level, span);
+        c.enterTable(frame, gen, tablePa, level, span);
         while (idx < entries) {
             final long entryAddr = c.addr;
             if (entryAddr >= end) break;
+            if (checking) c.checkFrame(tablePa, gen);
             long old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
             if (!Pte.isTable(old, level)) {
                 if (!visitLeaves) {
@@ -159,14 +187,14 @@ public final class Walker {
                     idx++;
                     continue;
                 }
-                Status s = visitEntry(c, frame, tablePa, idx, level, visitor, policy, entryAddr, st, old);
+                Status s = visitEntry(c, frame, gen, tablePa, idx, level, visitor, policy, entryAddr, st, old);
                 if (s != null) return s;
             } else {
-                Status s = visitEntry(c, frame, tablePa, idx, level, visitor, policy, entryAddr, null, 0);
+                Status s = visitEntry(c, frame, gen, tablePa, idx, level, visitor, policy, entryAddr, null, 0);
                 if (s != null) return s;
             }
             // The slow path may have descended: point the context back at this table.
-            c.enterTable(frame, tablePa, level, span);
+            c.enterTable(frame, gen, tablePa, level, span);
             idx++;
         }
         return null;
@@ -177,7 +205,7 @@ public final class Walker {
      * happened in {@link #walkTable}: it returned {@code leafStatus} and the entry was re-read as
      * {@code leafAfter}.
      */
-    private static Status visitEntry(VisitContext c, long[] frame, long tablePa, int idx, int level,
+    private static Status visitEntry(VisitContext c, long[] frame, int gen, long tablePa, int idx, int level,
                                      Visitor visitor, WalkPolicy policy, long entryAddr, Status leafStatus, long leafAfter) {
         final int flags = c.flags;
         final boolean shared = c.shared;
@@ -194,9 +222,10 @@ public final class Walker {
                 visited = true;
                 leafStatus = null;
             } else {
+                if (c.checking) c.checkFrame(tablePa, gen);
                 old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
                 table = Pte.isTable(old, level);
-                c.position(frame, idx, tablePa, level, entryAddr, old);
+                c.position(frame, gen, idx, tablePa, level, entryAddr, old);
                 if (table) {
                     if ((flags & WalkFlags.TABLE_PRE) != 0) {
                         st = visitor.visit(c, Visit.TABLE_PRE);
@@ -231,7 +260,7 @@ public final class Walker {
             if (s != null) return s;
             if ((flags & WalkFlags.TABLE_POST) != 0) {
                 long next = c.addr;
-                c.position(frame, idx, tablePa, level, entryAddr, old);
+                c.position(frame, gen, idx, tablePa, level, entryAddr, old);
                 st = visitor.visit(c, Visit.TABLE_POST);
                 c.addr = next;
                 if (st != Status.OK) {

@@ -1,5 +1,6 @@
 package dev.ptlab.core.hw;
 
+import dev.ptlab.core.mem.FrameAccess;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ptlab.core.arch.Geometry;
@@ -28,6 +29,7 @@ import org.junit.jupiter.api.Test;
  * AP/XN, and the TLB in front of it.
  */
 class MmuTest {
+    private static final FrameAccess FRAMES = FrameAccess.grant();
     static final long K4 = 0x1000, M2 = 0x20_0000, G1 = 0x4000_0000L;
 
     static String t(Mmu mmu, long addr, Access a) {
@@ -203,8 +205,8 @@ class MmuTest {
         assertThat(f.mmu.walks()).isEqualTo(2);
 
         // Change the table behind the TLB's back: the stale entry is still used, as on hardware...
-        long[] l3 = f.mem.table(f.table.geometry().outputAddress(f.mem.table(
-                f.table.geometry().outputAddress(f.mem.table(f.table.rootPa())[0]))[0]));
+        long[] l3 = FRAMES.frame(f.mem, f.table.geometry().outputAddress(FRAMES.frame(f.mem, 
+                f.table.geometry().outputAddress(FRAMES.frame(f.mem, f.table.rootPa())[0]))[0]));
         long saved = l3[0];
         Frames.setRelease(l3, 0, 0L);
         assertThat(t(f.mmu, 0x10, Access.READ)).isEqualTo(pa(0x8000_0010L));

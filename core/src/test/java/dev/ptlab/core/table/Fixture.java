@@ -1,5 +1,6 @@
 package dev.ptlab.core.table;
 
+import dev.ptlab.core.mem.FrameAccess;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ptlab.core.arch.Geometry;
@@ -28,6 +29,7 @@ import java.util.TreeMap;
  * is registered (so the table's TLBIs keep it coherent), and a memory cache. Test support.
  */
 public final class Fixture {
+    private static final FrameAccess FRAMES = FrameAccess.grant();
     public static final long MEM_BASE = 0x10_0000_0000L;
     public static final int VMID = 7;
 
@@ -124,7 +126,7 @@ public final class Fixture {
     }
 
     private static void copy(PageTable t, long pa, int level, Map<Long, List<Long>> out) {
-        long[] f = t.memory().table(pa);
+        long[] f = FRAMES.frame(t.memory(), pa);
         List<Long> entries = new ArrayList<>(f.length);
         for (long e : f) entries.add(e);
         out.put(pa, entries);

@@ -1,5 +1,6 @@
 package dev.ptlab.core.table;
 
+import dev.ptlab.core.mem.FrameAccess;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -24,6 +25,7 @@ import org.junit.jupiter.api.Test;
 
 /** {@link HypPageTable}: map never replaces a live mapping, unmap stops at holes and never splits, destroy. */
 class HypPageTableTest {
+    private static final FrameAccess FRAMES = FrameAccess.grant();
     static final long K4 = 0x1000, M2 = 0x20_0000, G1 = 0x4000_0000L;
 
     PhysicalMemory mem;
@@ -114,7 +116,7 @@ class HypPageTableTest {
     private long frameOf(long va, int level) {
         long frame = t.rootPa();
         for (int l = 0; l < level; l++) {
-            long e = mem.table(frame)[Granule.G4K.index(va, l)];
+            long e = FRAMES.frame(mem, frame)[Granule.G4K.index(va, l)];
             frame = t.geometry().outputAddress(e);
         }
         return frame;

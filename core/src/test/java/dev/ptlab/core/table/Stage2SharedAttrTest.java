@@ -94,10 +94,10 @@ class Stage2SharedAttrTest {
             @Override
             public void icacheInvalPou(long pa, long size) {
                 r.table.walk(A, K4, (ctx, v) -> {
-                    winner[0] = ctx.old() & ~Stage2Descriptor.AF; // e.g. the ageing path making it old
+                    winner[0] = ctx.old() & ~Stage2Descriptor.AF; // e.g. another CPU's shared update making it old
                     ctx.trySet(winner[0]);
                     return Status.OK;
-                }, WalkFlags.LEAF, WalkPolicy.RANGE);
+                }, WalkFlags.LEAF | WalkFlags.SHARED, WalkPolicy.RANGE); // shared: the read lock is held by the fault
             }
         });
 

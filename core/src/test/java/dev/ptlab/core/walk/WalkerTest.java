@@ -1,5 +1,6 @@
 package dev.ptlab.core.walk;
 
+import dev.ptlab.core.mem.FrameAccess;
 import static dev.ptlab.core.walk.Recorder.call;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -38,6 +39,7 @@ import org.junit.jupiter.api.Test;
  * geometry (4K/40-bit: 2 concatenated L1 roots; 16K/40-bit: 16 concatenated L2 roots).
  */
 class WalkerTest {
+    private static final FrameAccess FRAMES = FrameAccess.grant();
     private static final long K4 = 0x1000, M2 = 0x20_0000, G1 = 0x4000_0000L;
     private static final long MEM_BASE = 0x10_0000_0000L;
 
@@ -61,7 +63,7 @@ class WalkerTest {
 
     /** Entry {@code idx} of the table frame at {@code pa}, read directly. */
     private long entry(long pa, int idx) {
-        return mem.table(pa)[idx];
+        return FRAMES.frame(mem, pa)[idx];
     }
 
     private long child(long pa, int idx) {
@@ -219,7 +221,7 @@ class WalkerTest {
                 call(Visit.TABLE_PRE, 2, M2, Stage2Descriptor.table(table.geometry(), oldL3), l2, 1),
                 // no LEAF visit of the new block, no visit below it, and the address moved past it
                 call(Visit.LEAF, 2, 2 * M2, 0, l2, 2));
-        assertThatThrownBy(() -> mem.table(oldL3)).isInstanceOf(FrameAccessException.class);
+        assertThatThrownBy(() -> FRAMES.frame(mem, oldL3)).isInstanceOf(FrameAccessException.class);
         table.checkRefcounts();
         Tlb tlb = new Tlb("cpu0", Granule.G4K);
         Mmu mmu = new Mmu(table.geometry(), mem, tlb, table.rootPa(), 1, false, false);
@@ -238,7 +240,7 @@ class WalkerTest {
         Recorder r = new Recorder((ctx, v) -> {
             if (v == Visit.LEAF && ctx.level() == 3 && ctx.addr() == M2 + K4) {
                 // Someone changes the parent entry while its subtree is being walked.
-                Frames.setRelease(mem.table(l2), 1, marked);
+                Frames.setRelease(FRAMES.frame(mem, l2), 1, marked);
             }
             if (v == Visit.TABLE_POST && ctx.level() == 2) reread[0] = ctx.read();
             return Status.OK;
@@ -251,7 +253,7 @@ class WalkerTest {
         assertThat(reread[0]).as("the entry did change; POST still reports the pre-descent value").isEqualTo(marked);
         // [0x201800, 0x203800) touches pages 0x201000, 0x202000 and 0x203000.
         assertThat(r.of(Visit.LEAF)).extracting(Recorder.Call::addr).containsExactly(M2 + K4, M2 + 2 * K4, M2 + 3 * K4);
-        Frames.setRelease(mem.table(l2), 1, original);
+        Frames.setRelease(FRAMES.frame(mem, l2), 1, original);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -450,7 +452,7 @@ class WalkerTest {
             seenAtK4.add(ctx.old());
             if (tries[0]++ < 2) {
                 // Another agent changes the entry; the visitor reports the race.
-                Frames.setRelease(mem.table(ctx.tablePa()), ctx.index(), ctx.old() ^ sw);
+                Frames.setRelease(FRAMES.frame(mem, ctx.tablePa()), ctx.index(), ctx.old() ^ sw);
                 return Status.RACED;
             }
             return Status.OK;
@@ -538,7 +540,7 @@ class WalkerTest {
             long old = ctx.old();
             if (ctx.addr() == 0) {
                 // another walker got there first
-                Frames.compareAndExchange(mem.table(ctx.tablePa()), ctx.index(), old, old | sw1);
+                Frames.compareAndExchange(FRAMES.frame(mem, ctx.tablePa()), ctx.index(), old, old | sw1);
                 results[0] = ctx.trySet(old | sw0);
                 oldAfter[0] = ctx.old();
             } else if (ctx.addr() == K4) {
@@ -558,7 +560,7 @@ class WalkerTest {
         // An exclusive walk stores unconditionally.
         table.walk(0, K4, (ctx, visit) -> {
             if (ctx.level() == 3) {
-                Frames.setRelease(mem.table(ctx.tablePa()), ctx.index(), ctx.old() | sw0);
+                Frames.setRelease(FRAMES.frame(mem, ctx.tablePa()), ctx.index(), ctx.old() | sw0);
                 results[2] = ctx.trySet(before0);
             }
             return Status.OK;
