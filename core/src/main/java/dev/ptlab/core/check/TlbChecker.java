@@ -1,0 +1,118 @@
+package dev.ptlab.core.check;
+
+import dev.ptlab.core.arch.Geometry;
+import dev.ptlab.core.arch.HypDescriptor;
+import dev.ptlab.core.arch.Pte;
+import dev.ptlab.core.arch.Stage;
+import dev.ptlab.core.arch.Stage2Descriptor;
+import dev.ptlab.core.hw.Tlb;
+import dev.ptlab.core.table.PageTable;
+import dev.ptlab.core.walk.Status;
+import dev.ptlab.core.walk.WalkFlags;
+import dev.ptlab.core.walk.WalkPolicy;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Checks, at a quiescent point, that no TLB entry grants an access the table denies: a
+ * <em>stale grant</em>. Every cached entry of the table's VMID is compared with every leaf the
+ * table now has inside the entry's span; the entry is stale if, for some page of it, the table
+ * has no valid leaf, a different output address, or withholds a right (read, write, execute) the
+ * entry gives.
+ *
+ * <p>Not stale: an entry more restrictive than the table (the CPU faults and the fault handler
+ * finds nothing to do, or a local TLBI after relaxPerms fixes it), and an entry whose only
+ * difference is the access flag (a cleared AF need not be invalidated; the page just stays
+ * "young" to that CPU) or software bits. Memory attributes are not rights and are not compared.
+ *
+ * <p>"Quiescent" means no operation is between a table change and the TLBI the protocol
+ * requires after it (wrprotect is followed by its caller's range TLBI, for example) and no MMU
+ * is filling. Call it with the vCPUs parked and the writer done.
+ */
+public final class TlbChecker {
+    private TlbChecker() {}
+
+    /** One stale grant: what the TLB holds and what the table says for one page of it. */
+    public static final class StaleGrant {
+        public final String tlb;
+        public final long address;
+        public final int tlbLevel;
+        public final long tlbPte;
+        public final int tableLevel;
+        public final long tablePte;
+        public final String reason;
+
+        StaleGrant(String tlb, long address, int tlbLevel, long tlbPte, int tableLevel, long tablePte, String reason) {
+            this.tlb = tlb;
+            this.address = address;
+            this.tlbLevel = tlbLevel;
+            this.tlbPte = tlbPte;
+            this.tableLevel = tableLevel;
+            this.tablePte = tablePte;
+            this.reason = reason;
+        }
+
+        @Override
+        public String toString() {
+            return "stale grant in " + tlb + " at 0x" + Long.toHexString(address) + ": TLB has level-" + tlbLevel + " 0x"
+                    + Long.toHexString(tlbPte) + ", table has level-" + tableLevel + " 0x" + Long.toHexString(tablePte) + " (" + reason + ")";
+        }
+    }
+
+    /**
+     * Every stale grant {@code tlb} holds for {@code table} (entries of VMID {@code vmid}). Walks
+     * the table under its MMU lock (read), one shared walk per cached entry.
+     */
+    public static List<StaleGrant> staleGrants(PageTable table, Tlb tlb, int vmid) {
+        Geometry g = table.geometry();
+        boolean stage2 = g.stage() == Stage.STAGE2;
+        List<StaleGrant> found = new ArrayList<>();
+        List<long[]> cached = new ArrayList<>();
+        tlb.forEachEntry((v, level, base, pte) -> {
+            if (v == vmid) cached.add(new long[] {level, base, pte});
+        });
+        long limit = g.iaLimit();
+        for (long[] e : cached) {
+            int level = (int) e[0];
+            long base = e[1];
+            long pte = e[2];
+            long span = g.granule().levelSize(level);
+            if (base < 0 || base >= limit) {
+                found.add(new StaleGrant(tlb.name(), base, level, pte, -1, 0, "cached address outside the input-address space"));
+                continue;
+            }
+            long oa = g.outputAddress(pte);
+            int walkFlags = WalkFlags.LEAF | (stage2 ? WalkFlags.SHARED : 0);
+            table.walk(base, Math.min(span, limit - base), (ctx, visit) -> {
+                long t = ctx.old();
+                long page = ctx.entryBase();
+                long at = Math.max(page, base);
+                String why = compare(g, stage2, pte, oa + (at - base), t, at - page);
+                if (why != null) found.add(new StaleGrant(tlb.name(), at, level, pte, ctx.level(), t, why));
+                return Status.OK;
+            }, walkFlags, WalkPolicy.RANGE);
+        }
+        return found;
+    }
+
+    /** Null if {@code tlbPte} (translating to {@code expectedOa} here) grants nothing {@code tablePte} denies. */
+    private static String compare(Geometry g, boolean stage2, long tlbPte, long expectedOa, long tablePte, long offsetInLeaf) {
+        boolean r = stage2 ? Stage2Descriptor.readable(tlbPte) : true;
+        boolean w = stage2 ? Stage2Descriptor.writable(tlbPte) : HypDescriptor.writable(tlbPte);
+        boolean x = stage2 ? Stage2Descriptor.privExecutable(tlbPte) : HypDescriptor.executable(tlbPte);
+        if (!r && !w && !x) return null;
+        if (!Pte.isValid(tablePte)) return "the table has no valid leaf here";
+        long oa = g.outputAddress(tablePte) + offsetInLeaf;
+        if (oa != expectedOa) {
+            return "output address 0x" + Long.toHexString(expectedOa) + " cached, 0x" + Long.toHexString(oa) + " in the table";
+        }
+        boolean tr = stage2 ? Stage2Descriptor.readable(tablePte) : true;
+        boolean tw = stage2 ? Stage2Descriptor.writable(tablePte) : HypDescriptor.writable(tablePte);
+        boolean tx = stage2 ? Stage2Descriptor.privExecutable(tablePte) : HypDescriptor.executable(tablePte);
+        StringBuilder denied = new StringBuilder();
+        if (r && !tr) denied.append("read ");
+        if (w && !tw) denied.append("write ");
+        if (x && !tx) denied.append("exec ");
+        return denied.length() == 0 ? null : "the TLB grants " + denied.toString().trim() + ", the table denies it";
+    }
+}
