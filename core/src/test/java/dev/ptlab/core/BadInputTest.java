@@ -1,6 +1,5 @@
 package dev.ptlab.core;
 
-import dev.ptlab.core.mem.FrameAccess;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
@@ -10,6 +9,7 @@ import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Prot;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.hw.TlbSystem;
+import dev.ptlab.core.mem.FrameAccess;
 import dev.ptlab.core.mem.MemCache;
 import dev.ptlab.core.mem.PhysicalMemory;
 import dev.ptlab.core.table.HypPageTable;

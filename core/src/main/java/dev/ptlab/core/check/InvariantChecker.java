@@ -1,9 +1,9 @@
 package dev.ptlab.core.check;
 
-import dev.ptlab.core.mem.FrameAccess;
 import dev.ptlab.core.InvariantViolation;
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Pte;
+import dev.ptlab.core.mem.FrameAccess;
 import dev.ptlab.core.mem.PhysicalMemory;
 import dev.ptlab.core.table.PageTable;
 import java.util.HashSet;

@@ -1,13 +1,13 @@
 package dev.ptlab.core.hw;
 
-import dev.ptlab.core.mem.FrameAccess;
-import dev.ptlab.core.mem.FrameAccessException;
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.HypDescriptor;
 import dev.ptlab.core.arch.Pte;
-import dev.ptlab.core.arch.Stage;
 import dev.ptlab.core.arch.Stage2Descriptor;
+import dev.ptlab.core.arch.Stage;
+import dev.ptlab.core.mem.FrameAccess;
+import dev.ptlab.core.mem.FrameAccessException;
 import dev.ptlab.core.mem.Frames;
 import dev.ptlab.core.mem.PhysicalMemory;
 import java.util.Objects;

@@ -1,11 +1,11 @@
 package dev.ptlab.core.walk;
 
-import dev.ptlab.core.mem.FrameAccess;
 import dev.ptlab.core.Errno;
 import dev.ptlab.core.PageTableException;
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Pte;
+import dev.ptlab.core.mem.FrameAccess;
 import dev.ptlab.core.mem.Frames;
 import dev.ptlab.core.mem.PhysicalMemory;
 import dev.ptlab.core.mem.Reclaimer;

@@ -1,6 +1,5 @@
 package dev.ptlab.core.hw;
 
-import dev.ptlab.core.mem.FrameAccess;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ptlab.core.arch.Geometry;
@@ -11,6 +10,7 @@ import dev.ptlab.core.arch.OutputAddressFormat;
 import dev.ptlab.core.arch.Prot;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.arch.Stage2Descriptor;
+import dev.ptlab.core.mem.FrameAccess;
 import dev.ptlab.core.mem.Frames;
 import dev.ptlab.core.mem.MemCache;
 import dev.ptlab.core.mem.PhysicalMemory;

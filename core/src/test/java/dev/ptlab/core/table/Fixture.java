@@ -1,6 +1,5 @@
 package dev.ptlab.core.table;
 
-import dev.ptlab.core.mem.FrameAccess;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ptlab.core.arch.Geometry;
@@ -13,6 +12,7 @@ import dev.ptlab.core.hw.Mmu;
 import dev.ptlab.core.hw.Tlb;
 import dev.ptlab.core.hw.TlbSystem;
 import dev.ptlab.core.hw.Translation;
+import dev.ptlab.core.mem.FrameAccess;
 import dev.ptlab.core.mem.MemCache;
 import dev.ptlab.core.mem.PhysicalMemory;
 import dev.ptlab.core.walk.Status;

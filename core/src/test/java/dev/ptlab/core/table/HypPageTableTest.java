@@ -1,6 +1,5 @@
 package dev.ptlab.core.table;
 
-import dev.ptlab.core.mem.FrameAccess;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -15,6 +14,7 @@ import dev.ptlab.core.hw.Mmu;
 import dev.ptlab.core.hw.Tlb;
 import dev.ptlab.core.hw.TlbSystem;
 import dev.ptlab.core.hw.Translation;
+import dev.ptlab.core.mem.FrameAccess;
 import dev.ptlab.core.mem.PhysicalMemory;
 import java.util.ArrayList;
 import java.util.List;

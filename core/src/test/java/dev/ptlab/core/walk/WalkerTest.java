@@ -1,6 +1,5 @@
 package dev.ptlab.core.walk;
 
-import dev.ptlab.core.mem.FrameAccess;
 import static dev.ptlab.core.walk.Recorder.call;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -17,6 +16,7 @@ import dev.ptlab.core.hw.Access;
 import dev.ptlab.core.hw.Mmu;
 import dev.ptlab.core.hw.Tlb;
 import dev.ptlab.core.hw.TlbSystem;
+import dev.ptlab.core.mem.FrameAccess;
 import dev.ptlab.core.mem.FrameAccessException;
 import dev.ptlab.core.mem.Frames;
 import dev.ptlab.core.mem.MemCache;
