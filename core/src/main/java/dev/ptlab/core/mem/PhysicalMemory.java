@@ -100,6 +100,8 @@ public final class PhysicalMemory {
     /** Frames currently allocated (tables, memory-cache contents, roots). */
     public synchronized long framesInUse() { return inUse; }
     public synchronized long peakFramesInUse() { return peakInUse; }
+    /** Starts a new peak measurement from the current use (per-phase peaks). */
+    public synchronized void resetPeak() { peakInUse = inUse; }
     public synchronized long allocations() { return allocations; }
     public synchronized long frees() { return frees; }
 
