@@ -75,7 +75,7 @@ final class Qemu {
         String qemu = require(QEMU, "qemu-system-arm");
         return exec(dir, timeoutSeconds, qemu,
                 "-M", "virt,virtualization=on", "-cpu", "max", "-m", (RAM >> 20) + "M", "-smp", "1",
-                "-nographic", "-monitor", "none", "-no-reboot",
+                "-nographic", "-monitor", "none", "-nic", "none", "-no-reboot",
                 "-semihosting-config", "enable=on,target=native",
                 "-kernel", elf.toString(),
                 "-device", "loader,file=" + data + ",addr=0x" + Long.toHexString(DATA) + ",force-raw=on",
