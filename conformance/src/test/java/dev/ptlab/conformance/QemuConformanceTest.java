@@ -157,6 +157,7 @@ class QemuConformanceTest {
         deviations.forEach((d, n) -> System.out.printf("  known deviation %s: %d probes (%s); e.g. %s%n", d, n, d.summary,
                 deviationExample.get(d)));
         System.out.println("  QEMU's answers: " + outcomes);
+        Files.createDirectories(Path.of("target"));
         Files.write(Path.of("target", "qemu-conformance-disagreements.txt"), disagreements);
         // Deviation 3 is a refusal of the whole configuration, not of some addresses: if QEMU ever walks
         // such a table (a fixed QEMU), the deviation no longer applies and the answers must agree.
