@@ -535,6 +535,26 @@ final class Machine {
         return mmu.translateDetailed(addr, access);
     }
 
+    /** The scenario's table (after {@link #run}). */
+    PageTable table() {
+        return table;
+    }
+
+    /** Whether the stage-2 table was built for HCR_EL2.FWB (it changes how MemAttr decodes). */
+    boolean fwb() {
+        return fwb;
+    }
+
+    /**
+     * A fresh MMU (own TLB) on the table for a physical-address size other than the output
+     * format's, as VTCR_EL2.PS / TCR_EL2.PS would set it.
+     */
+    Mmu mmu(int paBits) {
+        Geometry g = spec.geometry();
+        return new Mmu(g, memory, new Tlb("pa" + paBits, g.granule()), table.rootPa(), spec.stage2() ? spec.vmid() : 0, fwb,
+                false, paBits);
+    }
+
     String describe(Translation t) {
         return Describe.translation(spec.geometry(), fwb, t);
     }

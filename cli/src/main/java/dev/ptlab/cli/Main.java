@@ -20,9 +20,9 @@ import picocli.CommandLine.Spec;
         exitCodeOnExecutionException = Main.EXIT_ERROR,
         description = {
             "ARMv8-A translation tables as a hypervisor (KVM/arm64) manages them: build a stage-2 or EL2 "
-                + "stage-1 table from a scenario file, translate through it with a software MMU, dump it, time it.",
+                + "stage-1 table from a scenario file, translate through it with a software MMU, dump it, export it as a memory image, time it.",
             ""},
-        subcommands = {RunCommand.class, TranslateCommand.class, DumpCommand.class, BenchCommand.class,
+        subcommands = {RunCommand.class, TranslateCommand.class, DumpCommand.class, ExportCommand.class, BenchCommand.class,
             CommandLine.HelpCommand.class},
         footer = {"", "Exit codes: 0 success, 1 failed expectations, 2 usage or scenario errors.",
             "Scenario language and examples: README.md, sections \"CLI reference\" and \"Scenario language\"."})
@@ -37,7 +37,7 @@ public final class Main implements Callable<Integer> {
     /** Without a subcommand: print usage to stderr, usage error. */
     @Override
     public Integer call() {
-        spec.commandLine().getErr().println("ptlab: missing subcommand; expected one of run, translate, dump, bench, help");
+        spec.commandLine().getErr().println("ptlab: missing subcommand; expected one of run, translate, dump, export, bench, help");
         spec.commandLine().usage(spec.commandLine().getErr());
         return EXIT_ERROR;
     }

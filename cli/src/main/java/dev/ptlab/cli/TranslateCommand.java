@@ -1,6 +1,9 @@
 package dev.ptlab.cli;
 
+import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.hw.Access;
+import dev.ptlab.core.hw.Mmu;
+import dev.ptlab.core.hw.Translation;
 import java.io.PrintWriter;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -20,7 +23,11 @@ import picocli.CommandLine.Spec;
         description = {
             "Runs the scenario FILE silently, then translates each ADDR through the table with the software MMU "
                 + "and prints one line per address: the output address with the leaf's level, size, rights and "
-                + "TLB hit/miss, or the fault type and level."},
+                + "TLB hit/miss, or the fault type and level.",
+            "With --json each line is one JSON object instead, for comparing results mechanically: "
+                + "{\"address\",\"access\",\"pa\",\"level\",\"size\",\"descriptor\",\"readable\",\"writable\","
+                + "\"executable\",\"memattr\"} for an output address, {\"address\",\"access\",\"fault\",\"level\"} for a "
+                + "fault (translation, access-flag, permission or address-size). Addresses and descriptors are \"0x...\" strings."},
         footer = {"", "Exit codes: 0 success (faults are results, not errors), 1 an expect line of FILE failed, "
                 + "2 usage or scenario error."})
 final class TranslateCommand implements Callable<Integer> {
@@ -41,12 +48,51 @@ final class TranslateCommand implements Callable<Integer> {
             description = "read, write or exec (default: ${DEFAULT-VALUE})")
     Access access;
 
+    @Option(names = "--json", description = "print one JSON object per address instead of a sentence")
+    boolean json;
+
+    @Option(names = "--pa-bits", paramLabel = "N",
+            description = "physical-address size VTCR_EL2.PS / TCR_EL2.PS selects (32, 36, 40, 42, 44, 48, 52; default: the "
+                    + "descriptor format's): output addresses at or above 2^N are address-size faults, as in an image "
+                    + "exported with the same --pa-bits")
+    Integer paBits;
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
-        return ScenarioSource.runThen(file, null, out, spec.commandLine().getErr(), m -> {
-            for (long a : addresses) out.println(m.describe(m.translate(a, access)));
+        PrintWriter err = spec.commandLine().getErr();
+        String[] problem = new String[1];
+        int exit = ScenarioSource.runThen(file, null, out, err, m -> {
+            Mmu mmu;
+            try {
+                mmu = paBits == null ? null : m.mmu(paBits);
+            } catch (IllegalArgumentException e) {
+                problem[0] = "translate: --pa-bits " + e.getMessage().replaceFirst("^pa-bits: ", "")
+                        + "; expected 32, 36, 40, 42, 44 or 48 up to the table's output format, or 52 with a 52-bit format";
+                return;
+            }
+            for (long a : addresses) {
+                Translation t = mmu == null ? m.translate(a, access) : mmu.translateDetailed(a, access);
+                out.println(json ? json(m.table().geometry(), m.fwb(), t) : m.describe(t));
+            }
         });
+        if (problem[0] != null) {
+            err.println(problem[0]);
+            err.flush();
+            return Main.EXIT_ERROR;
+        }
+        return exit;
+    }
+
+    /** One translation as a one-line JSON object. */
+    static String json(Geometry g, boolean fwb, Translation t) {
+        Json j = new Json().hex("address", t.address()).put("access", t.access().label());
+        if (t.isFault()) {
+            return j.put("fault", t.fault().label()).put("level", t.level()).toString();
+        }
+        return j.hex("pa", t.pa()).put("level", t.level()).hex("size", g.granule().levelSize(t.level()))
+                .hex("descriptor", t.pte()).put("readable", t.readable()).put("writable", t.writable())
+                .put("executable", t.executable()).put("memattr", String.valueOf(t.memAttr())).toString();
     }
 
     static final class AddressConverter implements CommandLine.ITypeConverter<Long> {

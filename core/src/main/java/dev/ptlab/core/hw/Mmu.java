@@ -24,6 +24,11 @@ import java.util.Objects;
  * update, the MMU sets AF by compare-and-swap); then permissions. An input address at or beyond
  * the table's input size is a level-0 translation fault.
  *
+ * <p>The physical-address size (VTCR_EL2.PS / TCR_EL2.PS) defaults to the output format's width;
+ * a smaller one makes every table or leaf output address at or above {@code 2^paBits} an
+ * address-size fault at the level of the descriptor holding it (the architecture's rule, and
+ * what QEMU reports: see the conformance module).
+ *
  * <p>Not thread-safe: one Mmu per CPU, as on hardware. The table may change concurrently.
  */
 public final class Mmu {
@@ -63,7 +68,21 @@ public final class Mmu {
      * @param hardwareAf whether VTCR/TCR.HA is set: AF = 0 is set by the MMU instead of faulting
      */
     public Mmu(Geometry geometry, PhysicalMemory memory, Tlb tlb, long rootPa, int vmid, boolean fwb, boolean hardwareAf) {
+        this(geometry, memory, tlb, rootPa, vmid, fwb, hardwareAf, geometry == null ? 0 : geometry.paBits());
+    }
+
+    /**
+     * @param paBits the physical-address size VTCR_EL2.PS / TCR_EL2.PS selects: 32, 36, 40, 42,
+     *     44 or 48 up to the output format's width, or 52 for a 52-bit format
+     */
+    public Mmu(Geometry geometry, PhysicalMemory memory, Tlb tlb, long rootPa, int vmid, boolean fwb, boolean hardwareAf,
+               int paBits) {
         if (geometry == null) throw new IllegalArgumentException("geometry: null");
+        if (paBits > geometry.paBits()) {
+            throw new IllegalArgumentException("pa-bits: " + paBits + " exceeds the " + geometry.paBits()
+                    + "-bit output format " + geometry.oaFormat());
+        }
+        dev.ptlab.core.arch.Registers.psField(paBits); // one of the PS encodings, or IllegalArgumentException
         if (memory == null) throw new IllegalArgumentException("memory: null");
         if (tlb == null) throw new IllegalArgumentException("tlb: null");
         this.geometry = geometry;
@@ -72,7 +91,7 @@ public final class Mmu {
         this.stage2 = geometry.stage() == Stage.STAGE2;
         this.fwb = fwb;
         this.hardwareAf = hardwareAf;
-        this.paLimit = 1L << geometry.paBits();
+        this.paLimit = 1L << paBits;
         this.iaLimit = geometry.iaLimit();
         this.startLevel = geometry.startLevel();
         Granule g = geometry.granule();
