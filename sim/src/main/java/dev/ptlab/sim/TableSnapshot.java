@@ -57,9 +57,14 @@ public final class TableSnapshot {
 
     /** Null if equal, else the first difference in words. */
     public String differenceFrom(TableSnapshot o) {
+        return differenceFrom(o, 0);
+    }
+
+    /** {@link #differenceFrom(TableSnapshot)} ignoring the descriptor bits in {@code ignored}. */
+    public String differenceFrom(TableSnapshot o, long ignored) {
         int n = Math.min(size, o.size);
         for (int i = 0; i < n; i++) {
-            if (addrs[i] != o.addrs[i] || levels[i] != o.levels[i] || ptes[i] != o.ptes[i]) {
+            if (addrs[i] != o.addrs[i] || levels[i] != o.levels[i] || ((ptes[i] ^ o.ptes[i]) & ~ignored) != 0) {
                 return "at 0x" + Long.toHexString(Math.min(addrs[i], o.addrs[i])) + ": level " + levels[i] + " 0x" + Long.toHexString(ptes[i])
                         + " vs level " + o.levels[i] + " 0x" + Long.toHexString(o.ptes[i]);
             }

@@ -290,18 +290,25 @@ public final class Vm {
         }
     }
 
+    /** {@link #getDirtyLog(Memslot, boolean)} re-protecting the reported pages. */
+    public long[] getDirtyLog(Memslot slot) {
+        return getDirtyLog(slot, true);
+    }
+
     /**
      * KVM_GET_DIRTY_LOG: returns the slot's dirty bitmap (bit {@code i} = page {@code i} of the
-     * slot) and clears it, write-protecting the pages it reported again so the next write to
-     * each is caught (one range TLBI over the slot if any page was dirty).
+     * slot) and clears it. With {@code reprotect} (KVM's default) the reported pages are
+     * write-protected again so the next write to each is caught (one range TLBI over the slot if
+     * any page was dirty); without it (manual-protect mode, which defers that to a separate
+     * clear) they stay writable.
      */
-    public long[] getDirtyLog(Memslot slot) {
+    public long[] getDirtyLog(Memslot slot, boolean reprotect) {
         checkSlot(slot);
         MmuLock lock = table.mmuLock();
         lock.writeLock();
         try {
             long[] bits = slot.takeDirty();
-            if (slot.logging()) {
+            if (reprotect && slot.logging()) {
                 long page = config.granule().pageSize();
                 boolean any = false;
                 for (int w = 0; w < bits.length; w++) {

@@ -1,0 +1,169 @@
+package dev.ptlab.sim;
+
+import dev.ptlab.core.arch.Granule;
+import dev.ptlab.core.hw.Access;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+
+/**
+ * The Linux selftest {@code kvm_page_table_test} (reference kvm-pgtable.md §12.1), simulated: one
+ * memslot at the top of guest-physical space, N vCPUs each owning an equal share of its large
+ * pages, and the phases
+ * <ol>
+ *   <li>{@code create}: each vCPU writes the first bytes of every large page of its share;</li>
+ *   <li>{@code log-enable}: dirty logging on (write-protect, range TLBI, eager split if set);</li>
+ *   <li>{@code update}: even vCPUs write, odd vCPUs read — with page backing every page; with
+ *       huge backing the first page of each large page, then the pages of its second half;</li>
+ *   <li>{@code log-harvest}: the dirty log is read once, without re-protecting (the selftest
+ *       harvests nothing; ptlab reads it to check it against the writes done);</li>
+ *   <li>{@code log-disable}: dirty logging off;</li>
+ *   <li>{@code adjust}: every vCPU reads every page of its share, so blocks come back.</li>
+ * </ol>
+ */
+public final class PageTableTest {
+    /** The workload's knobs. */
+    public static final class Options {
+        long memory = 1L << 30;
+        Backing backing = Backing.PAGE;
+        int vcpus = 2;
+
+        public static Options defaults() {
+            return new Options();
+        }
+
+        public Options memory(long bytes) {
+            this.memory = bytes;
+            return this;
+        }
+
+        public Options backing(Backing b) {
+            this.backing = b;
+            return this;
+        }
+
+        public Options vcpus(int n) {
+            this.vcpus = n;
+            return this;
+        }
+
+        public long memory() { return memory; }
+        public Backing backing() { return backing; }
+        public int vcpus() { return vcpus; }
+    }
+
+    /** Where the slot's host memory starts (aligned for every backing). */
+    public static final long HOST_BASE = 1L << 40;
+
+    /** What a run produced. */
+    public static final class Result {
+        public final List<PhaseReport> phases = new ArrayList<>();
+        /** Pages the update phase wrote (page index within the slot). */
+        public final BitSet written = new BitSet();
+        /** Pages the dirty log reported. */
+        public final BitSet logged = new BitSet();
+        /** Null if the table after adjust equals the table after create, else the first difference. */
+        public String adjustDifference;
+        public TableSnapshot afterCreate;
+        public TableSnapshot afterAdjust;
+        public long framesInUseAtEnd;
+
+        public PhaseReport phase(String name) {
+            for (PhaseReport p : phases) if (p.name().equals(name)) return p;
+            throw new IllegalArgumentException("phase: " + name + " is not one of the run's phases");
+        }
+
+        public boolean dirtyLogExact() {
+            return written.equals(logged);
+        }
+    }
+
+    private PageTableTest() {}
+
+    /**
+     * Checks the options against {@code config} and returns the memslot's guest-physical base.
+     *
+     * @throws IllegalArgumentException naming the option when the run is impossible
+     */
+    public static long slotBase(VmConfig config, Options o) {
+        Granule g = config.granule();
+        long unit = o.backing.size(g);
+        if (o.vcpus < 1 || o.vcpus > 512) throw new IllegalArgumentException("vcpus: " + o.vcpus + " is outside 1..512");
+        if (o.memory <= 0 || o.memory % unit != 0) {
+            throw new IllegalArgumentException("memory: " + Sizes.format(o.memory) + " is not a positive multiple of the " + o.backing
+                    + " backing's page size " + Sizes.format(unit) + " (" + g.label() + " granule)");
+        }
+        long limit = 1L << config.ipaBits();
+        if (o.memory > limit) {
+            throw new IllegalArgumentException("memory: " + Sizes.format(o.memory) + " is more than the " + config.ipaBits()
+                    + "-bit IPA space (" + Sizes.format(limit) + ")");
+        }
+        if (o.memory / unit < o.vcpus) {
+            throw new IllegalArgumentException("vcpus: " + o.vcpus + " is more than the " + o.memory / unit + " large pages to share");
+        }
+        return (limit - o.memory) & -unit;
+    }
+
+    /** Runs every phase on a fresh VM, destroys it, and returns the reports. */
+    public static Result run(VmConfig config, Options o) {
+        long base = slotBase(config, o);
+        Vm vm = new Vm(config);
+        Result r = new Result();
+        try {
+            Memslot slot = vm.addMemslot(base, o.memory, o.backing, HOST_BASE, false);
+            for (int i = 0; i < o.vcpus; i++) vm.createVcpu();
+            Granule g = config.granule();
+            long page = g.pageSize();
+            long large = o.backing.size(g);
+            long largePages = o.memory / large;
+            int n = o.vcpus;
+            boolean huge = large > page;
+
+            r.phases.add(Simulation.runPhase(vm, "create", (v, i) -> {
+                for (long k = share(largePages, n, i); k < share(largePages, n, i + 1); k++) v.access(base + k * large, Access.WRITE);
+            }));
+            r.afterCreate = TableSnapshot.of(vm.table());
+            r.phases.add(Simulation.runHostOp(vm, "log-enable", () -> vm.enableDirtyLogging(slot)));
+            BitSet[] writes = new BitSet[n];
+            r.phases.add(Simulation.runPhase(vm, "update", (v, i) -> {
+                BitSet w = writes[i] = new BitSet();
+                Access a = (i & 1) == 0 ? Access.WRITE : Access.READ;
+                for (long k = share(largePages, n, i); k < share(largePages, n, i + 1); k++) {
+                    long at = base + k * large;
+                    if (!huge) {
+                        touch(v, at, a, base, page, w);
+                        continue;
+                    }
+                    // First host page (splits the block on a write), then the second half's pages.
+                    touch(v, at, a, base, page, w);
+                    for (long p = at + large / 2; p < at + large; p += page) touch(v, p, Access.READ, base, page, w);
+                }
+            }));
+            for (BitSet w : writes) if (w != null) r.written.or(w);
+            r.phases.add(Simulation.runHostOp(vm, "log-harvest", () -> r.logged.or(BitSet.valueOf(vm.getDirtyLog(slot, false)))));
+            r.phases.add(Simulation.runHostOp(vm, "log-disable", () -> vm.disableDirtyLogging(slot)));
+            r.phases.add(Simulation.runPhase(vm, "adjust", (v, i) -> {
+                for (long k = share(largePages, n, i); k < share(largePages, n, i + 1); k++) {
+                    long at = base + k * large;
+                    for (long p = at; p < at + large; p += page) v.access(p, Access.READ);
+                }
+            }));
+            r.afterAdjust = TableSnapshot.of(vm.table());
+            r.adjustDifference = r.afterAdjust.differenceFrom(r.afterCreate);
+        } finally {
+            vm.destroy();
+            r.framesInUseAtEnd = vm.tableMemory().framesInUse();
+        }
+        return r;
+    }
+
+    private static void touch(Vcpu v, long gpa, Access a, long base, long page, BitSet written) {
+        v.access(gpa, a);
+        if (a == Access.WRITE) written.set((int) ((gpa - base) / page));
+    }
+
+    /** First large page of vCPU {@code i}'s share. */
+    static long share(long pages, int n, int i) {
+        return pages * i / n;
+    }
+}
