@@ -15,7 +15,7 @@ class RunCommandTest {
 
     @Test
     void defaultScenarioPassesAndShowsTranslationsAndDump() {
-        Cli.Result r = Cli.run("run");
+        Cli.Result r = Cli.run("run", "--builtin-scenario");
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.err()).isEmpty();
         assertThat(r.out())
@@ -68,7 +68,7 @@ class RunCommandTest {
 
     @Test
     void quietPrintsOnlyTheSummary() {
-        Cli.Result r = Cli.run("run", "--quiet");
+        Cli.Result r = Cli.run("run", "--builtin-scenario", "--quiet");
         assertThat(r.exit()).isZero();
         assertThat(r.out().trim().split("\n")).hasSize(1);
         assertThat(r.out()).startsWith("summary: ");

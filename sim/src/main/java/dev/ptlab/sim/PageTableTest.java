@@ -1,6 +1,7 @@
 package dev.ptlab.sim;
 
 import dev.ptlab.core.arch.Granule;
+import dev.ptlab.core.arch.Stage2Descriptor;
 import dev.ptlab.core.hw.Access;
 import java.util.ArrayList;
 import java.util.BitSet;
@@ -64,6 +65,11 @@ public final class PageTableTest {
         public final BitSet logged = new BitSet();
         /** Null if the table after adjust equals the table after create, else the first difference. */
         public String adjustDifference;
+        /**
+         * The same ignoring write permission: odd vCPUs only read in update, so their share stays
+         * write-protected after logging (as in KVM); null if that is the only difference.
+         */
+        public String adjustShapeDifference;
         public TableSnapshot afterCreate;
         public TableSnapshot afterAdjust;
         public long framesInUseAtEnd;
@@ -150,6 +156,7 @@ public final class PageTableTest {
             }));
             r.afterAdjust = TableSnapshot.of(vm.table());
             r.adjustDifference = r.afterAdjust.differenceFrom(r.afterCreate);
+            r.adjustShapeDifference = r.afterAdjust.differenceFrom(r.afterCreate, Stage2Descriptor.S2AP_W);
         } finally {
             vm.destroy();
             r.framesInUseAtEnd = vm.tableMemory().framesInUse();

@@ -1,0 +1,71 @@
+package dev.ptlab.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code ptlab run} without FILE: the kvm_page_table_test simulation, its table, JSON and errors. */
+class SimulationCommandTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void aSmallThpRunPrintsOneRowPerPhaseAndTheChecks() {
+        Cli.Result r = Cli.run("run", "--memory", "64M", "--backing", "thp", "--vcpus", "1");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).contains("memory 64M (thp backing), 1 vCPU, 4k granule, 40-bit IPA, faults shared");
+        assertThat(r.out()).containsPattern("(?m)^create +[0-9.]+ +32 +32 +0 ");
+        assertThat(r.out()).containsPattern("(?m)^update +[0-9.]+ +8224 +8192 +32 ");
+        assertThat(r.out()).containsPattern("(?m)^adjust +[0-9.]+ +32 +32 +0 ");
+        assertThat(r.out()).contains("dirty log: 32 pages written in update, 32 logged (exact)",
+                "adjust: the table equals the one create built", "table memory after destroy: 0 frames in use");
+    }
+
+    @Test
+    void jsonHasEveryPhaseWithFaultsByTypeAndLevel() throws Exception {
+        Path json = dir.resolve("m.json");
+        Cli.Result r = Cli.run("run", "--memory", "16M", "--backing", "thp", "--vcpus", "2", "--granule", "4k", "--eager-split", "2M",
+                "--coalesce", "legacy", "--fault-lock", "write", "--checking", "--json", json.toString());
+        assertThat(r.exit()).as(r.err()).isZero();
+        JsonNode root = new ObjectMapper().readTree(Files.readString(json));
+        assertThat(root.path("config").path("faultLocking").asText()).isEqualTo("write");
+        assertThat(root.path("config").path("coalesce").asText()).isEqualTo("unmap-first");
+        assertThat(root.path("config").path("eagerSplitChunk").asLong()).isEqualTo(2 << 20);
+        assertThat(root.path("phases")).hasSize(6);
+        JsonNode create = root.path("phases").get(0);
+        assertThat(create.path("name").asText()).isEqualTo("create");
+        assertThat(create.path("faults").path("translation").path("2").asLong()
+                + create.path("faults").path("translation").path("1").asLong()).isEqualTo(8);
+        assertThat(root.path("phases").get(1).path("splits").asLong()).isEqualTo(8);
+        assertThat(root.path("dirtyLog").path("exact").asBoolean()).isTrue();
+        assertThat(root.path("framesInUseAtEnd").asLong()).isZero();
+    }
+
+    @Test
+    void impossibleConfigurationsGetOneLineAndExitCode2() {
+        String[][] cases = {
+            {"--memory", "3M", "--backing", "thp"}, {"--memory", "8G", "--ipa-bits", "32"}, {"--granule", "8k"},
+            {"--eager-split", "3M"}, {"--coalesce", "sideways"}, {"--fault-lock", "none"}, {"--memory", "lots"},
+            {"--vcpus", "0"}, {"--backing", "zram"}};
+        String[] expected = {"memory: 3M is not a positive multiple of the thp backing's page size 2M", "more than the 32-bit IPA space",
+            "granule", "eager split chunk", "--coalesce: sideways", "fault locking: none", "--memory \"lots\"", "vcpus: 0",
+            "backing: zram"};
+        for (int i = 0; i < cases.length; i++) {
+            String[] args = new String[cases[i].length + 1];
+            args[0] = "run";
+            System.arraycopy(cases[i], 0, args, 1, cases[i].length);
+            Cli.Result r = Cli.run(args);
+            assertThat(r.exit()).as(String.join(" ", args)).isEqualTo(2);
+            assertThat(r.err()).as(String.join(" ", args)).startsWith("ptlab run: ").contains(expected[i]);
+            assertThat(r.err().strip().lines().count()).as(String.join(" ", args)).isEqualTo(1);
+        }
+        Cli.Result r = Cli.run("run", "some.scenario", "--memory", "2G");
+        assertThat(r.exit()).isEqualTo(2);
+        assertThat(r.err()).contains("--memory applies to the simulation, not to scenario files");
+    }
+}
