@@ -321,8 +321,9 @@ public final class Stage2PageTable extends PageTable {
             long child = ctx.childTable();
             long base = ctx.entryBase();
             int level = ctx.level();
-            if (policy == CoalescePolicy.UNMAP_FIRST && !ctx.shared()) {
-                return coalesceUnmapFirst(ctx, child, base, level);
+            if (policy == CoalescePolicy.UNMAP_FIRST) {
+                return ctx.shared() ? coalesceUnmapFirstShared(ctx, child, base, level)
+                        : coalesceUnmapFirst(ctx, child, base, level);
             }
             Status s = tryLeaf(ctx);
             if (s == Status.OK) {
@@ -351,6 +352,31 @@ public final class Stage2PageTable extends PageTable {
             invalidSteps += freeSubtree(child, level, base);
             installLeaf(ctx, pte);
             coalesced++;
+            return Status.OK;
+        }
+
+        /**
+         * The original order in a shared walk (for comparisons: the kernel never combined the two).
+         * The entry is broken (CAS to LOCKED, span or VMID TLBI) and the old subtree is walked
+         * inside the invalid window, as the legacy teardown walked it; but its frames may only be
+         * freed after a grace period, so the walk counts and the free is handed to the hook.
+         */
+        private Status coalesceUnmapFirstShared(VisitContext ctx, long child, long base, int level) {
+            long pte = Stage2Descriptor.leaf(geometry, basePa + (ctx.addr() - ctx.start()), attr, level);
+            if (!breakEntry(ctx, vmid)) {
+                raced++;
+                return Status.RACED;
+            }
+            bbm++;
+            long[] steps = {0};
+            Walker.walkSubtree(geometry, memory, child, level + 1, base, (c, v) -> {
+                steps[0]++;
+                return Status.OK;
+            }, WalkFlags.LEAF | WalkFlags.TABLE_POST, WalkPolicy.RANGE);
+            invalidSteps += steps[0];
+            installLeaf(ctx, pte);
+            coalesced++;
+            freeUnlinkedHook.free(Stage2PageTable.this, new UnlinkedTable(child, level, base));
             return Status.OK;
         }
 
