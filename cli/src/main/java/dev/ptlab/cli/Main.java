@@ -22,7 +22,7 @@ import picocli.CommandLine.Spec;
             "ARMv8-A translation tables as a hypervisor (KVM/arm64) manages them: build a stage-2 or EL2 "
                 + "stage-1 table from a scenario file, translate through it with a software MMU, dump it, export it as a memory image, time it.",
             ""},
-        subcommands = {RunCommand.class, TranslateCommand.class, DumpCommand.class, ExportCommand.class, BenchCommand.class,
+        subcommands = {RunCommand.class, CompareCommand.class, TranslateCommand.class, DumpCommand.class, ExportCommand.class, BenchCommand.class,
             CommandLine.HelpCommand.class},
         footer = {"", "Exit codes: 0 success, 1 failed expectations, 2 usage or scenario errors.",
             "Scenario language and examples: README.md, sections \"CLI reference\" and \"Scenario language\"."})

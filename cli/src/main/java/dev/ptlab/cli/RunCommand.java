@@ -1,15 +1,9 @@
 package dev.ptlab.cli;
 
-import dev.ptlab.core.arch.Granule;
-import dev.ptlab.core.table.CoalescePolicy;
-import dev.ptlab.sim.Backing;
-import dev.ptlab.sim.FaultLocking;
 import dev.ptlab.sim.PageTableTest;
 import dev.ptlab.sim.VmConfig;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Path;
-import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -53,52 +47,16 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--builtin-scenario", description = "run the built-in example scenario instead of the simulation")
     boolean builtinScenario;
 
-    @Option(names = "--memory", paramLabel = "SIZE", defaultValue = "1G", description = "guest memory (default: ${DEFAULT-VALUE})")
-    String memory;
+    @Mixin
+    SimulationOptions sim;
 
-    @Option(names = "--vcpus", paramLabel = "N", defaultValue = "2", description = "vCPU threads (default: ${DEFAULT-VALUE})")
-    int vcpus;
-
-    @Option(names = "--backing", paramLabel = "KIND", defaultValue = "page",
-            description = "host backing: page, thp (level-2 blocks) or hugetlb (level-1 blocks with 4K) (default: ${DEFAULT-VALUE})")
-    String backing;
-
-    @Option(names = "--granule", paramLabel = "G", defaultValue = "4k", description = "4k, 16k or 64k (default: ${DEFAULT-VALUE})")
-    String granule;
-
-    @Option(names = "--ipa-bits", paramLabel = "N", defaultValue = "40", description = "guest IPA size, 32..52 (default: ${DEFAULT-VALUE})")
-    int ipaBits;
-
-    @Option(names = "--eager-split", paramLabel = "SIZE", defaultValue = "0",
-            description = "eager split chunk when dirty logging starts: 0 (split on write faults) or a block size (default: ${DEFAULT-VALUE})")
-    String eagerSplit;
-
-    @Option(names = "--coalesce", paramLabel = "ORDER", defaultValue = "install-first",
-            description = "table-to-block order: install-first or legacy (unmap first) (default: ${DEFAULT-VALUE})")
-    String coalesce;
-
-    @Option(names = "--fault-lock", paramLabel = "MODE", defaultValue = "shared",
-            description = "faults under the MMU read lock as shared walks (shared) or all under the write lock (write) (default: ${DEFAULT-VALUE})")
-    String faultLock;
-
-    @Option(names = "--checking", description = "checking mode: use-after-free, BBM, read-section and TLB conflict checks (slower)")
-    boolean checking;
-
-    @Option(names = "--hardware-af", description = "the MMUs set the access flag themselves (VTCR_EL2.HA)")
-    boolean hardwareAf;
-
-    @Option(names = "--json", paramLabel = "FILE", description = "also write every metric to FILE as JSON")
-    Path json;
-
-    static final List<String> SIMULATION_OPTIONS = List.of("--memory", "--vcpus", "--backing", "--granule", "--ipa-bits",
-            "--eager-split", "--coalesce", "--fault-lock", "--checking", "--hardware-af", "--json");
 
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         if (file != null || builtinScenario) {
-            for (String name : SIMULATION_OPTIONS) {
+            for (String name : SimulationOptions.NAMES) {
                 OptionSpec o = spec.findOption(name);
                 if (spec.commandLine().getParseResult().hasMatchedOption(o)) {
                     err.println("ptlab run: " + name + " applies to the simulation, not to scenario files");
@@ -114,9 +72,8 @@ final class RunCommand implements Callable<Integer> {
         VmConfig config;
         PageTableTest.Options options;
         try {
-            config = config(this);
-            options = PageTableTest.Options.defaults().memory(Numbers.parseSize("--memory", memory)).backing(Backing.parse(backing))
-                    .vcpus(vcpus);
+            config = sim.config();
+            options = sim.options();
             PageTableTest.slotBase(config, options);
         } catch (IllegalArgumentException e) {
             err.println("ptlab run: " + e.getMessage());
@@ -132,33 +89,15 @@ final class RunCommand implements Callable<Integer> {
         }
         long wall = System.nanoTime() - t0;
         SimulationRun.print(out, config, options, r, wall);
-        if (json != null) {
+        if (sim.json != null) {
             try {
-                SimulationRun.writeJson(json, config, options, r, wall);
-                out.println("metrics written to " + json);
+                SimulationRun.writeJson(sim.json, config, options, r, wall);
+                out.println("metrics written to " + sim.json);
             } catch (IOException e) {
-                err.println("ptlab run: --json " + json + ": cannot write (" + e.getMessage() + ")");
+                err.println("ptlab run: --json " + sim.json + ": cannot write (" + e.getMessage() + ")");
                 return Main.EXIT_ERROR;
             }
         }
         return r.dirtyLogExact() && r.framesInUseAtEnd == 0 ? Main.EXIT_OK : Main.EXIT_FAILED_EXPECTATIONS;
-    }
-
-    /** The VM configuration the simulation options describe. */
-    static VmConfig config(RunCommand c) {
-        Granule g = Granule.parse(c.granule);
-        if (c.ipaBits < 32 || c.ipaBits > 52) throw new IllegalArgumentException("--ipa-bits: " + c.ipaBits + " is outside 32..52");
-        long chunk = Numbers.parseSize("--eager-split", c.eagerSplit);
-        CoalescePolicy policy;
-        switch (c.coalesce.trim().toLowerCase(java.util.Locale.ROOT)) {
-            case "install-first": policy = CoalescePolicy.INSTALL_FIRST; break;
-            case "legacy": case "unmap-first": policy = CoalescePolicy.UNMAP_FIRST; break;
-            default: throw new IllegalArgumentException("--coalesce: " + c.coalesce + " is not one of install-first, legacy");
-        }
-        VmConfig cfg = VmConfig.defaults().withGranule(g).withIpaBits(c.ipaBits).withEagerSplitChunk(chunk).withCoalescePolicy(policy)
-                .withFaultLocking(FaultLocking.parse(c.faultLock)).withChecking(c.checking).withHardwareAf(c.hardwareAf);
-        // Validates the eager split chunk against the granule's block sizes.
-        new dev.ptlab.sim.Vm(cfg).destroy();
-        return cfg;
     }
 }

@@ -28,6 +28,7 @@ public final class PageTableTest {
         long memory = 1L << 30;
         Backing backing = Backing.PAGE;
         int vcpus = 2;
+        boolean overlap;
 
         public static Options defaults() {
             return new Options();
@@ -48,6 +49,16 @@ public final class PageTableTest {
             return this;
         }
 
+        /**
+         * Every vCPU touches all of memory, in the same order, instead of its own share: the
+         * selftest's contention (vCPUs faulting on the same blocks at once).
+         */
+        public Options overlap(boolean on) {
+            this.overlap = on;
+            return this;
+        }
+
+        public boolean overlap() { return overlap; }
         public long memory() { return memory; }
         public Backing backing() { return backing; }
         public int vcpus() { return vcpus; }
@@ -124,9 +135,10 @@ public final class PageTableTest {
             long largePages = o.memory / large;
             int n = o.vcpus;
             boolean huge = large > page;
+            boolean overlap = o.overlap;
 
             r.phases.add(Simulation.runPhase(vm, "create", (v, i) -> {
-                for (long k = share(largePages, n, i); k < share(largePages, n, i + 1); k++) v.access(base + k * large, Access.WRITE);
+                for (long k = from(largePages, n, i, overlap); k < to(largePages, n, i, overlap); k++) v.access(base + k * large, Access.WRITE);
             }));
             r.afterCreate = TableSnapshot.of(vm.table());
             r.phases.add(Simulation.runHostOp(vm, "log-enable", () -> vm.enableDirtyLogging(slot)));
@@ -134,7 +146,7 @@ public final class PageTableTest {
             r.phases.add(Simulation.runPhase(vm, "update", (v, i) -> {
                 BitSet w = writes[i] = new BitSet();
                 Access a = (i & 1) == 0 ? Access.WRITE : Access.READ;
-                for (long k = share(largePages, n, i); k < share(largePages, n, i + 1); k++) {
+                for (long k = from(largePages, n, i, overlap); k < to(largePages, n, i, overlap); k++) {
                     long at = base + k * large;
                     if (!huge) {
                         touch(v, at, a, base, page, w);
@@ -149,7 +161,7 @@ public final class PageTableTest {
             r.phases.add(Simulation.runHostOp(vm, "log-harvest", () -> r.logged.or(BitSet.valueOf(vm.getDirtyLog(slot, false)))));
             r.phases.add(Simulation.runHostOp(vm, "log-disable", () -> vm.disableDirtyLogging(slot)));
             r.phases.add(Simulation.runPhase(vm, "adjust", (v, i) -> {
-                for (long k = share(largePages, n, i); k < share(largePages, n, i + 1); k++) {
+                for (long k = from(largePages, n, i, overlap); k < to(largePages, n, i, overlap); k++) {
                     long at = base + k * large;
                     for (long p = at; p < at + large; p += page) v.access(p, Access.READ);
                 }
@@ -169,8 +181,13 @@ public final class PageTableTest {
         if (a == Access.WRITE) written.set((int) ((gpa - base) / page));
     }
 
-    /** First large page of vCPU {@code i}'s share. */
-    static long share(long pages, int n, int i) {
-        return pages * i / n;
+    /** First large page vCPU {@code i} of {@code n} touches: the start of its share, or 0 with overlap. */
+    static long from(long pages, int n, int i, boolean overlap) {
+        return overlap ? 0 : pages * i / n;
+    }
+
+    /** End (exclusive) of the large pages vCPU {@code i} touches. */
+    static long to(long pages, int n, int i, boolean overlap) {
+        return overlap ? pages : pages * (i + 1) / n;
     }
 }

@@ -52,7 +52,8 @@ public final class PhaseReport {
         static final String[] KEYS = {
             "bbm", "leaves-installed", "leaves-removed", "tables-installed", "tables-freed", "coalesced", "splits", "table-raced",
             "attr-updates", "tlbi-ipa", "tlbi-local", "tlbi-range", "tlbi-vmid", "dcache-ops", "dcache-bytes", "icache-ops",
-            "icache-bytes", "frames-allocated", "frames-freed", "memcache-refills", "tlb-conflicts", "deferred-frees"};
+            "icache-bytes", "frames-allocated", "frames-freed", "memcache-refills", "tlb-conflicts", "deferred-frees",
+            "invalid-window-steps"};
 
         Snapshot(Vm vm) {
             TableCounters t = vm.table().counters();
@@ -65,7 +66,7 @@ public final class PhaseReport {
                 t.breakBeforeMake(), t.leavesInstalled(), t.leavesRemoved(), t.tablesInstalled(), t.tablesFreed(), t.coalesced(),
                 t.splits(), t.raced(), t.attrUpdates(), tl.ipaFlushes(), tl.localIpaFlushes(), tl.rangeFlushes(), tl.vmidFlushes(),
                 c.dcacheOps(), c.dcacheBytes(), c.icacheOps(), c.icacheBytes(), m.allocations(), m.frees(), refills, tl.conflicts(),
-                vm.table().reclaimer().deferred()};
+                vm.table().reclaimer().deferred(), t.invalidWindowSteps()};
         }
     }
 

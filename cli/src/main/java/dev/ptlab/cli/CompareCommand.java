@@ -1,0 +1,175 @@
+package dev.ptlab.cli;
+
+import dev.ptlab.sim.PageTableTest;
+import dev.ptlab.sim.PhaseReport;
+import dev.ptlab.sim.VmConfig;
+import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.function.ToDoubleFunction;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code ptlab compare --policy KEY=V1,V2...}: the same simulation under each policy value, side by side. */
+@Command(name = "compare",
+        header = "Run the simulation once per value of one policy and print the metrics side by side.",
+        exitCodeOnInvalidInput = Main.EXIT_ERROR,
+        exitCodeOnExecutionException = Main.EXIT_ERROR,
+        description = {
+            "Runs the kvm_page_table_test simulation (the same options as ptlab run) once for each value of the "
+                + "policy KEY, everything else equal, and prints each phase's metrics in one column per value with the "
+                + "ratio of every value to the first.",
+            "Policies: coalesce=install-first,legacy  eager-split=0,2M,...  fault-lock=shared,write  checking=off,on"},
+        footer = {"", "Example: ptlab compare --policy coalesce=install-first,legacy --backing thp --memory 256M --overlap",
+            "", "Wall times compare runs in one process on a possibly busy machine: repeat before trusting a small ratio.",
+            "", "Exit codes: 0 success, 1 a run failed its own checks (dirty log, leaked frames), 2 bad options."})
+final class CompareCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    HelpOption help;
+
+    @Mixin
+    SimulationOptions sim;
+
+    @Option(names = "--policy", required = true, paramLabel = "KEY=V1,V2",
+            description = "the policy to vary and its values: coalesce, eager-split, fault-lock or checking")
+    String policy;
+
+    @Option(names = "--no-warmup", description = "measure the first runs (by default every configuration runs once unmeasured "
+            + "first, so the JIT has compiled the fault path for all of them)")
+    boolean noWarmup;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        if (sim.json != null) {
+            err.println("ptlab compare: --json applies to ptlab run only");
+            return Main.EXIT_ERROR;
+        }
+        String key;
+        String[] values;
+        List<VmConfig> configs = new ArrayList<>();
+        PageTableTest.Options options;
+        try {
+            int eq = policy.indexOf('=');
+            if (eq <= 0 || eq == policy.length() - 1) {
+                throw new IllegalArgumentException("--policy: " + policy + " is not KEY=V1,V2 (e.g. coalesce=install-first,legacy)");
+            }
+            key = policy.substring(0, eq).trim();
+            values = policy.substring(eq + 1).split(",");
+            if (values.length < 2) throw new IllegalArgumentException("--policy: " + policy + " names one value; give two or more to compare");
+            for (String v : values) configs.add(configFor(key, v.trim()));
+            options = sim.options();
+            for (VmConfig c : configs) PageTableTest.slotBase(c, options);
+        } catch (IllegalArgumentException e) {
+            err.println("ptlab compare: " + e.getMessage());
+            return Main.EXIT_ERROR;
+        }
+        List<PageTableTest.Result> results = new ArrayList<>();
+        boolean ok = true;
+        try (Progress p = Progress.start(err, "comparing")) {
+            if (!noWarmup) for (VmConfig c : configs) PageTableTest.run(c, options);
+            for (VmConfig c : configs) {
+                PageTableTest.Result r = PageTableTest.run(c, options);
+                ok &= r.dirtyLogExact() && r.framesInUseAtEnd == 0;
+                results.add(r);
+            }
+        }
+        out.println("ptlab compare: " + key + " = " + String.join(" vs ", values));
+        out.println("  " + SimulationRun.describe(configs.get(0), options).replaceAll(", " + key.replace("-lock", "s") + " [^,]*", "")
+                + (options.overlap() ? ", overlap" : ""));
+        out.println();
+        print(out, values, results);
+        return ok ? Main.EXIT_OK : Main.EXIT_FAILED_EXPECTATIONS;
+    }
+
+    private VmConfig configFor(String key, String value) {
+        SimulationOptions o = sim.copy();
+        switch (key) {
+            case "coalesce": o.coalesce = value; break;
+            case "eager-split": o.eagerSplit = value; break;
+            case "fault-lock": o.faultLock = value; break;
+            case "checking":
+                if (!value.equals("on") && !value.equals("off")) {
+                    throw new IllegalArgumentException("--policy: checking=" + value + "; expected on or off");
+                }
+                o.checking = value.equals("on");
+                break;
+            default:
+                throw new IllegalArgumentException("--policy: " + key + " is not one of coalesce, eager-split, fault-lock, checking");
+        }
+        return o.config();
+    }
+
+    private static void print(PrintWriter out, String[] values, List<PageTableTest.Result> results) {
+        StringBuilder head = new StringBuilder(String.format(Locale.ROOT, "%-12s %-22s", "phase", "metric"));
+        for (String v : values) head.append(String.format(Locale.ROOT, " %14s", v.trim()));
+        for (int i = 1; i < values.length; i++) head.append(String.format(Locale.ROOT, " %10s", "x" + (i + 1) + "/x1"));
+        out.println(head);
+        List<String> names = new ArrayList<>();
+        for (PhaseReport p : results.get(0).phases) names.add(p.name());
+        for (String phase : names) {
+            boolean first = true;
+            for (Metric m : METRICS) {
+                double[] v = new double[results.size()];
+                boolean any = m.always;
+                for (int i = 0; i < v.length; i++) {
+                    v[i] = m.value.applyAsDouble(results.get(i).phase(phase));
+                    any |= v[i] != 0;
+                }
+                if (!any) continue;
+                StringBuilder row = new StringBuilder(String.format(Locale.ROOT, "%-12s %-22s", first ? phase : "", m.name));
+                first = false;
+                for (double x : v) row.append(String.format(Locale.ROOT, " %14s", m.format(x)));
+                for (int i = 1; i < v.length; i++) {
+                    row.append(String.format(Locale.ROOT, " %10s", v[0] == 0 ? (v[i] == 0 ? "1.00" : "-") : String.format(Locale.ROOT, "%.2f", v[i] / v[0])));
+                }
+                out.println(row);
+            }
+        }
+    }
+
+    private static final class Metric {
+        final String name;
+        final boolean always;
+        final boolean decimal;
+        final ToDoubleFunction<PhaseReport> value;
+
+        Metric(String name, boolean always, boolean decimal, ToDoubleFunction<PhaseReport> value) {
+            this.name = name;
+            this.always = always;
+            this.decimal = decimal;
+            this.value = value;
+        }
+
+        String format(double x) {
+            return decimal ? String.format(Locale.ROOT, "%.1f", x) : String.format(Locale.ROOT, "%d", (long) x);
+        }
+    }
+
+    private static final List<Metric> METRICS = List.of(
+            new Metric("wall ms", true, true, p -> p.wallNanos() / 1e6),
+            new Metric("faults", false, false, PhaseReport::faults),
+            new Metric("raced re-faults", false, false, p -> p.vcpus().raced()),
+            new Metric("spurious faults", false, false, p -> p.vcpus().spurious()),
+            new Metric("bbm", false, false, p -> p.counter("bbm")),
+            new Metric("coalesced", false, false, p -> p.counter("coalesced")),
+            new Metric("invalid-window steps", false, false, p -> p.counter("invalid-window-steps")),
+            new Metric("splits", false, false, p -> p.counter("splits")),
+            new Metric("tlbi ipa", false, false, p -> p.counter("tlbi-ipa")),
+            new Metric("tlbi local", false, false, p -> p.counter("tlbi-local")),
+            new Metric("tlbi range", false, false, p -> p.counter("tlbi-range")),
+            new Metric("tlbi vmid", false, false, p -> p.counter("tlbi-vmid")),
+            new Metric("cmo MiB", false, true, p -> (p.counter("dcache-bytes") + p.counter("icache-bytes")) / 1048576.0),
+            new Metric("frames peak", false, false, p -> p.counter("frames-peak")),
+            new Metric("fault p99 us", false, true, p -> p.vcpus().latency().getTotalCount() == 0 ? 0
+                    : p.vcpus().latency().getValueAtPercentile(99) / 1000.0));
+}

@@ -1,0 +1,103 @@
+package dev.ptlab.cli;
+
+import dev.ptlab.core.arch.Granule;
+import dev.ptlab.core.table.CoalescePolicy;
+import dev.ptlab.sim.Backing;
+import dev.ptlab.sim.FaultLocking;
+import dev.ptlab.sim.PageTableTest;
+import dev.ptlab.sim.Vm;
+import dev.ptlab.sim.VmConfig;
+import java.nio.file.Path;
+import java.util.List;
+import picocli.CommandLine.Option;
+
+/** The simulation's options, shared by {@code ptlab run} and {@code ptlab compare}. */
+final class SimulationOptions {
+    @Option(names = "--memory", paramLabel = "SIZE", defaultValue = "1G", description = "guest memory (default: ${DEFAULT-VALUE})")
+    String memory;
+
+    @Option(names = "--vcpus", paramLabel = "N", defaultValue = "2", description = "vCPU threads (default: ${DEFAULT-VALUE})")
+    int vcpus;
+
+    @Option(names = "--backing", paramLabel = "KIND", defaultValue = "page",
+            description = "host backing: page, thp (level-2 blocks) or hugetlb (level-1 blocks with 4K) (default: ${DEFAULT-VALUE})")
+    String backing;
+
+    @Option(names = "--granule", paramLabel = "G", defaultValue = "4k", description = "4k, 16k or 64k (default: ${DEFAULT-VALUE})")
+    String granule;
+
+    @Option(names = "--ipa-bits", paramLabel = "N", defaultValue = "40", description = "guest IPA size, 32..52 (default: ${DEFAULT-VALUE})")
+    int ipaBits;
+
+    @Option(names = "--eager-split", paramLabel = "SIZE", defaultValue = "0",
+            description = "eager split chunk when dirty logging starts: 0 (split on write faults) or a block size (default: ${DEFAULT-VALUE})")
+    String eagerSplit;
+
+    @Option(names = "--coalesce", paramLabel = "ORDER", defaultValue = "install-first",
+            description = "table-to-block order: install-first or legacy (unmap first) (default: ${DEFAULT-VALUE})")
+    String coalesce;
+
+    @Option(names = "--fault-lock", paramLabel = "MODE", defaultValue = "shared",
+            description = "faults under the MMU read lock as shared walks (shared) or all under the write lock (write) (default: ${DEFAULT-VALUE})")
+    String faultLock;
+
+    @Option(names = "--checking", description = "checking mode: use-after-free, BBM, read-section and TLB conflict checks (slower)")
+    boolean checking;
+
+    @Option(names = "--hardware-af", description = "the MMUs set the access flag themselves (VTCR_EL2.HA)")
+    boolean hardwareAf;
+
+    @Option(names = "--json", paramLabel = "FILE", description = "also write every metric to FILE as JSON")
+    Path json;
+
+    @Option(names = "--overlap", description = "every vCPU touches all of memory in the same order (the selftest's contention), "
+            + "instead of its own share")
+    boolean overlap;
+
+    /** Every option name, to refuse them where they do not apply. */
+    static final List<String> NAMES = List.of("--memory", "--vcpus", "--backing", "--granule", "--ipa-bits", "--eager-split",
+            "--coalesce", "--fault-lock", "--checking", "--hardware-af", "--json", "--overlap");
+
+    /** A copy to vary one option of. */
+    SimulationOptions copy() {
+        SimulationOptions c = new SimulationOptions();
+        c.memory = memory;
+        c.vcpus = vcpus;
+        c.backing = backing;
+        c.granule = granule;
+        c.ipaBits = ipaBits;
+        c.eagerSplit = eagerSplit;
+        c.coalesce = coalesce;
+        c.faultLock = faultLock;
+        c.checking = checking;
+        c.hardwareAf = hardwareAf;
+        c.json = json;
+        c.overlap = overlap;
+        return c;
+    }
+
+    /** The workload the options describe. */
+    PageTableTest.Options options() {
+        return PageTableTest.Options.defaults().memory(Numbers.parseSize("--memory", memory)).backing(Backing.parse(backing))
+                .vcpus(vcpus).overlap(overlap);
+    }
+
+    /** The VM configuration the simulation options describe. */
+    VmConfig config() {
+        SimulationOptions c = this;
+        Granule g = Granule.parse(c.granule);
+        if (c.ipaBits < 32 || c.ipaBits > 52) throw new IllegalArgumentException("--ipa-bits: " + c.ipaBits + " is outside 32..52");
+        long chunk = Numbers.parseSize("--eager-split", c.eagerSplit);
+        CoalescePolicy policy;
+        switch (c.coalesce.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "install-first": policy = CoalescePolicy.INSTALL_FIRST; break;
+            case "legacy": case "unmap-first": policy = CoalescePolicy.UNMAP_FIRST; break;
+            default: throw new IllegalArgumentException("--coalesce: " + c.coalesce + " is not one of install-first, legacy");
+        }
+        VmConfig cfg = VmConfig.defaults().withGranule(g).withIpaBits(c.ipaBits).withEagerSplitChunk(chunk).withCoalescePolicy(policy)
+                .withFaultLocking(FaultLocking.parse(c.faultLock)).withChecking(c.checking).withHardwareAf(c.hardwareAf);
+        // Validates the eager split chunk against the granule's block sizes.
+        new Vm(cfg).destroy();
+        return cfg;
+    }
+}
