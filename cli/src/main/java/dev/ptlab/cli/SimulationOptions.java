@@ -5,6 +5,7 @@ import dev.ptlab.core.table.CoalescePolicy;
 import dev.ptlab.sim.Backing;
 import dev.ptlab.sim.FaultLocking;
 import dev.ptlab.sim.PageTableTest;
+import dev.ptlab.sim.RandomAccess;
 import dev.ptlab.sim.Vm;
 import dev.ptlab.sim.VmConfig;
 import java.nio.file.Path;
@@ -54,9 +55,42 @@ final class SimulationOptions {
             + "instead of its own share")
     boolean overlap;
 
+    @Option(names = "--workload", paramLabel = "NAME", defaultValue = "selftest",
+            description = "selftest (kvm_page_table_test's phases) or random (random accesses, mostly to a hot set) (default: ${DEFAULT-VALUE})")
+    String workload;
+
+    @Option(names = "--accesses", paramLabel = "N", defaultValue = "1000000", description = "random: accesses per vCPU (default: ${DEFAULT-VALUE})")
+    long accesses;
+
+    @Option(names = "--hot", paramLabel = "FRACTION", defaultValue = "0.05",
+            description = "random: share of pages in the hot set that 90% of accesses go to (default: ${DEFAULT-VALUE})")
+    double hot;
+
+    @Option(names = "--seed", paramLabel = "N", defaultValue = "1", description = "random: seed (default: ${DEFAULT-VALUE})")
+    long seed;
+
     /** Every option name, to refuse them where they do not apply. */
     static final List<String> NAMES = List.of("--memory", "--vcpus", "--backing", "--granule", "--ipa-bits", "--eager-split",
-            "--coalesce", "--fault-lock", "--checking", "--hardware-af", "--json", "--overlap");
+            "--coalesce", "--fault-lock", "--checking", "--hardware-af", "--json", "--overlap", "--workload", "--accesses", "--hot",
+            "--seed");
+
+    /** Runs the chosen workload. */
+    PageTableTest.Result run(VmConfig config) {
+        PageTableTest.Options o = options();
+        if (random()) {
+            return RandomAccess.run(config, RandomAccess.Options.defaults().memory(o.memory()).backing(o.backing()).vcpus(o.vcpus())
+                    .accesses(accesses).hotFraction(hot).seed(seed));
+        }
+        return PageTableTest.run(config, o);
+    }
+
+    boolean random() {
+        switch (workload.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "selftest": case "kvm_page_table_test": return false;
+            case "random": return true;
+            default: throw new IllegalArgumentException("--workload: " + workload + " is not one of selftest, random");
+        }
+    }
 
     /** A copy to vary one option of. */
     SimulationOptions copy() {
@@ -73,6 +107,10 @@ final class SimulationOptions {
         c.hardwareAf = hardwareAf;
         c.json = json;
         c.overlap = overlap;
+        c.workload = workload;
+        c.accesses = accesses;
+        c.hot = hot;
+        c.seed = seed;
         return c;
     }
 

@@ -25,8 +25,8 @@ final class SimulationRun {
                 + ", " + c;
     }
 
-    static void print(PrintWriter out, VmConfig c, PageTableTest.Options o, PageTableTest.Result r, long wallNanos) {
-        out.println("ptlab run: kvm_page_table_test on a simulated VM");
+    static void print(PrintWriter out, VmConfig c, PageTableTest.Options o, PageTableTest.Result r, long wallNanos, boolean random) {
+        out.println("ptlab run: " + (random ? "random accesses" : "kvm_page_table_test") + " on a simulated VM");
         out.println("  " + describe(c, o));
         out.println();
         out.printf(Locale.ROOT, "%-12s %9s %9s %9s %9s %7s %8s %8s %8s %7s %13s %9s %9s %14s %8s %8s %8s%n",
@@ -49,6 +49,12 @@ final class SimulationRun {
         for (PhaseReport p : r.phases) faults += p.faults();
         out.printf(Locale.ROOT, "total: %.3f s wall, %d stage-2 faults (%.2f M faults/s of vCPU phase wall time)%n",
                 wallNanos / 1e9, faults, faults / Math.max(1e-9, vcpuWallSeconds(r)) / 1e6);
+        if (random) {
+            out.println("table at the end: " + r.afterCreate.entries() + " entries (" + r.afterCreate.entriesAt(3) + " pages, "
+                    + r.afterCreate.entriesAt(2) + " level-2 blocks)");
+            out.println("table memory after destroy: " + r.framesInUseAtEnd + " frames in use");
+            return;
+        }
         out.println("dirty log: " + r.written.cardinality() + " pages written in update, " + r.logged.cardinality() + " logged"
                 + (r.dirtyLogExact() ? " (exact)" : " (MISMATCH)"));
         out.println("adjust: " + (r.adjustDifference == null ? "the table equals the one create built"
@@ -68,10 +74,11 @@ final class SimulationRun {
     }
 
     /** Every metric of the run as one JSON document. */
-    static void writeJson(Path file, VmConfig c, PageTableTest.Options o, PageTableTest.Result r, long wallNanos) throws IOException {
+    static void writeJson(Path file, VmConfig c, PageTableTest.Options o, PageTableTest.Result r, long wallNanos, boolean random)
+            throws IOException {
         ObjectMapper m = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode root = m.createObjectNode();
-        root.put("workload", "kvm_page_table_test");
+        root.put("workload", random ? "random" : "kvm_page_table_test");
         ObjectNode cfg = root.putObject("config");
         cfg.put("memory", o.memory());
         cfg.put("backing", o.backing().label());
@@ -112,6 +119,11 @@ final class SimulationRun {
                 lat.put("max", h.getMaxValue());
             }
         }
+        root.put("framesInUseAtEnd", r.framesInUseAtEnd);
+        if (random) {
+            m.writeValue(file.toFile(), root);
+            return;
+        }
         ObjectNode dirty = root.putObject("dirtyLog");
         dirty.put("written", r.written.cardinality());
         dirty.put("logged", r.logged.cardinality());
@@ -119,7 +131,6 @@ final class SimulationRun {
         root.put("adjustEqualsCreate", r.adjustDifference == null);
         root.put("adjustSameMappings", r.adjustShapeDifference == null);
         if (r.adjustDifference != null) root.put("adjustDifference", r.adjustDifference);
-        root.put("framesInUseAtEnd", r.framesInUseAtEnd);
         m.writeValue(file.toFile(), root);
     }
 }

@@ -47,6 +47,21 @@ class SimulationCommandTest {
     }
 
     @Test
+    void theRandomWorkloadIsOnePhaseAndReproducibleWithOneVcpu() {
+        String[] args = {"run", "--workload", "random", "--memory", "16M", "--vcpus", "1", "--accesses", "5000", "--seed", "7"};
+        Cli.Result a = Cli.run(args);
+        Cli.Result b = Cli.run(args);
+        assertThat(a.exit()).as(a.err()).isZero();
+        assertThat(a.out()).startsWith("ptlab run: random accesses on a simulated VM").contains("table at the end: ");
+        java.util.function.Function<String, String> counts = out -> out.lines().filter(l -> l.startsWith("random "))
+                .map(l -> l.replaceAll("^random +[0-9.]+", "").replaceAll(" +[0-9.-]+ +[0-9.-]+ +[0-9.-]+$", "")).findFirst().orElseThrow();
+        assertThat(counts.apply(a.out())).isEqualTo(counts.apply(b.out()));
+        Cli.Result bad = Cli.run("run", "--workload", "sequential");
+        assertThat(bad.exit()).isEqualTo(2);
+        assertThat(bad.err()).isEqualTo("ptlab run: --workload: sequential is not one of selftest, random" + System.lineSeparator());
+    }
+
+    @Test
     void impossibleConfigurationsGetOneLineAndExitCode2() {
         String[][] cases = {
             {"--memory", "3M", "--backing", "thp"}, {"--memory", "8G", "--ipa-bits", "32"}, {"--granule", "8k"},
