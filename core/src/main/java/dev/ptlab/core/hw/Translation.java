@@ -23,8 +23,11 @@ public record Translation(long address, Access access, long pa, FaultType fault,
         return raw < 0;
     }
 
+    /** {@code FaultType.values()} clones its array on every call; the fault path decodes once per fault. */
+    private static final FaultType[] FAULT_TYPES = FaultType.values();
+
     public static FaultType faultType(long raw) {
-        return FaultType.values()[(int) ((-1L - raw) >>> 8)];
+        return FAULT_TYPES[(int) ((-1L - raw) >>> 8)];
     }
 
     public static int faultLevel(long raw) {
