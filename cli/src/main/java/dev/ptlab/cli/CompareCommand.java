@@ -76,10 +76,19 @@ final class CompareCommand implements Callable<Integer> {
         }
         List<PageTableTest.Result> results = new ArrayList<>();
         boolean ok = true;
-        try (Progress p = Progress.start(err, "comparing")) {
-            if (!noWarmup) for (VmConfig c : configs) sim.run(c);
+        int runs = configs.size() * (noWarmup ? 1 : 2);
+        int[] finished = {0};
+        dev.ptlab.sim.Progress current = new dev.ptlab.sim.Progress();
+        try (Progress p = Progress.start(err, "comparing", () -> (finished[0] + current.fraction()) / runs)) {
+            if (!noWarmup) {
+                for (VmConfig c : configs) {
+                    sim.run(c, current);
+                    finished[0]++;
+                }
+            }
             for (VmConfig c : configs) {
-                PageTableTest.Result r = sim.run(c);
+                PageTableTest.Result r = sim.run(c, current);
+                finished[0]++;
                 ok &= (sim.random() || r.dirtyLogExact()) && r.framesInUseAtEnd == 0;
                 results.add(r);
             }

@@ -1,21 +1,23 @@
 package dev.ptlab.cli;
 
 import java.io.PrintWriter;
+import java.util.Locale;
+import java.util.function.DoubleSupplier;
 
 /**
- * A one-line progress indicator on stderr for runs longer than a second, shown only when
- * stderr is a terminal (never in pipes, files or tests).
+ * A one-line progress bar on stderr for runs longer than a second, shown only when the JVM has
+ * a terminal (never in pipes, files or tests), and erased when the run ends.
  */
 final class Progress implements AutoCloseable {
+    private static final int WIDTH = 30;
     private final Thread thread;
     private volatile boolean done;
 
-    private Progress(PrintWriter err, String what) {
+    private Progress(PrintWriter err, String what, DoubleSupplier fraction) {
         long t0 = System.nanoTime();
         thread = new Thread(() -> {
-            String spin = "|/-\\";
-            int i = 0;
             boolean shown = false;
+            String line = "";
             while (!done) {
                 try {
                     Thread.sleep(200);
@@ -24,21 +26,25 @@ final class Progress implements AutoCloseable {
                 }
                 double s = (System.nanoTime() - t0) / 1e9;
                 if (s < 1 || done) continue;
-                err.print("\r" + what + " " + spin.charAt(i++ & 3) + String.format(java.util.Locale.ROOT, " %.1f s", s));
+                double f = Math.max(0, Math.min(1, fraction.getAsDouble()));
+                int filled = (int) Math.round(f * WIDTH);
+                line = String.format(Locale.ROOT, "%s [%s%s] %3.0f%% %.1f s", what, "#".repeat(filled), " ".repeat(WIDTH - filled),
+                        f * 100, s);
+                err.print("\r" + line);
                 err.flush();
                 shown = true;
             }
             if (shown) {
-                err.print("\r" + " ".repeat(what.length() + 16) + "\r");
+                err.print("\r" + " ".repeat(line.length()) + "\r");
                 err.flush();
             }
         }, "ptlab-progress");
         thread.setDaemon(true);
     }
 
-    /** Starts the indicator if stderr is a terminal; otherwise returns one that does nothing. */
-    static Progress start(PrintWriter err, String what) {
-        Progress p = new Progress(err, what);
+    /** Starts the bar if the JVM has a terminal; otherwise returns one that does nothing. */
+    static Progress start(PrintWriter err, String what, DoubleSupplier fraction) {
+        Progress p = new Progress(err, what, fraction);
         if (System.console() != null) p.thread.start();
         return p;
     }

@@ -82,8 +82,9 @@ final class RunCommand implements Callable<Integer> {
         }
         long t0 = System.nanoTime();
         PageTableTest.Result r;
-        try (Progress p = Progress.start(err, "simulating")) {
-            r = sim.run(config);
+        dev.ptlab.sim.Progress progress = new dev.ptlab.sim.Progress();
+        try (Progress p = Progress.start(err, "simulating", progress::fraction)) {
+            r = sim.run(config, progress);
         } catch (IllegalArgumentException e) {
             err.println("ptlab run: " + e.getMessage());
             return Main.EXIT_ERROR;

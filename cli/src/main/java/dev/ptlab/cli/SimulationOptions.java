@@ -74,14 +74,14 @@ final class SimulationOptions {
             "--coalesce", "--fault-lock", "--checking", "--hardware-af", "--json", "--overlap", "--workload", "--accesses", "--hot",
             "--seed");
 
-    /** Runs the chosen workload. */
-    PageTableTest.Result run(VmConfig config) {
+    /** Runs the chosen workload, publishing its progress to {@code progress}. */
+    PageTableTest.Result run(VmConfig config, dev.ptlab.sim.Progress progress) {
         PageTableTest.Options o = options();
         if (random()) {
             return RandomAccess.run(config, RandomAccess.Options.defaults().memory(o.memory()).backing(o.backing()).vcpus(o.vcpus())
-                    .accesses(accesses).hotFraction(hot).seed(seed));
+                    .accesses(accesses).hotFraction(hot).seed(seed), progress);
         }
-        return PageTableTest.run(config, o);
+        return PageTableTest.run(config, o, progress);
     }
 
     boolean random() {

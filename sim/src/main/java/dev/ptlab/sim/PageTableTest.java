@@ -123,9 +123,24 @@ public final class PageTableTest {
 
     /** Runs every phase on a fresh VM, destroys it, and returns the reports. */
     public static Result run(VmConfig config, Options o) {
+        return run(config, o, new Progress());
+    }
+
+    /** Guest accesses a run makes (for progress): create, update and adjust together. */
+    static long expectedAccesses(Granule g, Options o) {
+        long page = g.pageSize(), large = o.backing.size(g);
+        long largePages = o.memory / large, pages = o.memory / page;
+        long share = o.overlap ? o.vcpus : 1;
+        long update = large > page ? largePages * (1 + large / page / 2) : pages;
+        return share * (largePages + update + pages);
+    }
+
+    /** {@link #run(VmConfig, Options)}, publishing its progress to {@code progress}. */
+    public static Result run(VmConfig config, Options o, Progress progress) {
         long base = slotBase(config, o);
         Vm vm = new Vm(config);
         Result r = new Result();
+        progress.start(vm, expectedAccesses(config.granule(), o));
         try {
             Memslot slot = vm.addMemslot(base, o.memory, o.backing, HOST_BASE, false);
             for (int i = 0; i < o.vcpus; i++) vm.createVcpu();
@@ -170,6 +185,7 @@ public final class PageTableTest {
             r.adjustDifference = r.afterAdjust.differenceFrom(r.afterCreate);
             r.adjustShapeDifference = r.afterAdjust.differenceFrom(r.afterCreate, Stage2Descriptor.S2AP_W);
         } finally {
+            progress.finish();
             vm.destroy();
             r.framesInUseAtEnd = vm.tableMemory().framesInUse();
         }

@@ -52,11 +52,17 @@ public final class RandomAccess {
 
     /** Runs the workload as one phase, {@code random}, on a fresh VM, then destroys it. */
     public static PageTableTest.Result run(VmConfig config, Options o) {
+        return run(config, o, new Progress());
+    }
+
+    /** {@link #run(VmConfig, Options)}, publishing its progress to {@code progress}. */
+    public static PageTableTest.Result run(VmConfig config, Options o, Progress progress) {
         check(o);
         PageTableTest.Options layout = PageTableTest.Options.defaults().memory(o.memory).backing(o.backing).vcpus(o.vcpus);
         long base = PageTableTest.slotBase(config, layout);
         Vm vm = new Vm(config);
         PageTableTest.Result r = new PageTableTest.Result();
+        progress.start(vm, o.accesses * o.vcpus);
         try {
             vm.addMemslot(base, o.memory, o.backing, PageTableTest.HOST_BASE, false);
             for (int i = 0; i < o.vcpus; i++) vm.createVcpu();
@@ -76,6 +82,7 @@ public final class RandomAccess {
             r.afterCreate = TableSnapshot.of(vm.table());
             r.afterAdjust = r.afterCreate;
         } finally {
+            progress.finish();
             vm.destroy();
             r.framesInUseAtEnd = vm.tableMemory().framesInUse();
         }

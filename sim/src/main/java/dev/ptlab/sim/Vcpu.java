@@ -29,6 +29,8 @@ public final class Vcpu {
     private final Mmu mmu;
     private final MemCache cache;
     final VcpuStats stats = new VcpuStats();
+    /** Accesses since creation (never reset; read racily by progress displays). */
+    private long lifetimeAccesses;
 
     Vcpu(Vm vm, int id) {
         this.vm = vm;
@@ -45,6 +47,8 @@ public final class Vcpu {
     public Mmu mmu() { return mmu; }
     public MemCache cache() { return cache; }
     public VcpuStats stats() { return stats; }
+    /** Accesses since the vCPU was created; other threads may read it for progress (a racy but untorn read). */
+    public long lifetimeAccesses() { return lifetimeAccesses; }
     public Vm vm() { return vm; }
 
     /**
@@ -55,6 +59,7 @@ public final class Vcpu {
      */
     public long access(long gpa, Access access) {
         stats.accesses++;
+        lifetimeAccesses++;
         for (int n = 0; ; n++) {
             long r = mmu.translate(gpa, access);
             if (!Translation.isFault(r)) return r;

@@ -100,6 +100,13 @@ public final class Vm {
     public long ipaLimit() { return geometry.iaLimit(); }
     long splitCacheRefills() { return splitCache.refills(); }
 
+    /** Guest accesses made by all vCPUs so far (for progress displays). */
+    public long accessesSoFar() {
+        long n = 0;
+        for (Vcpu v : vcpus) n += v.lifetimeAccesses();
+        return n;
+    }
+
     /**
      * Adds a memslot of guest-physical {@code [gpa, gpa + size)} backed by host-physical memory
      * from {@code hostPa}.
