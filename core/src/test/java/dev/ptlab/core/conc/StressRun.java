@@ -1,0 +1,501 @@
+package dev.ptlab.core.conc;
+
+import dev.ptlab.core.arch.Geometry;
+import dev.ptlab.core.arch.Granule;
+import dev.ptlab.core.arch.Prot;
+import dev.ptlab.core.arch.Pte;
+import dev.ptlab.core.arch.Stage2Descriptor;
+import dev.ptlab.core.check.TlbChecker;
+import dev.ptlab.core.hw.Access;
+import dev.ptlab.core.hw.TlbMaintenance;
+import dev.ptlab.core.hw.TlbSystem;
+import dev.ptlab.core.mem.MemCache;
+import dev.ptlab.core.mem.PhysicalMemory;
+import dev.ptlab.core.table.FreeUnlinkedHook;
+import dev.ptlab.core.table.Stage2PageTable;
+import dev.ptlab.core.walk.Status;
+import dev.ptlab.core.walk.WalkFlags;
+import dev.ptlab.core.walk.WalkPolicy;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Phaser;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Function;
+
+/**
+ * A bounded stress run of parallel stage-2 faults against an exclusive writer, on checking-mode
+ * memory. Test support for {@code Stage2StressTest} and the protocol mutation tests.
+ *
+ * <p>N {@link Vcpu} threads access random addresses of a {@link Backing} (a hot set plus a
+ * spread; read, write, exec), handling their faults with shared walks. One writer (the calling
+ * thread) meanwhile runs exclusive operations as KVM's MMU notifier and dirty logging do:
+ * unmap of random ranges, write-protect followed by the caller's range TLBI, eager split of
+ * blocks, aging (clear AF), and migration of a region (unmap, new backing PA, invalidation
+ * sequence bump, all under the write lock). vCPUs re-map whole blocks in huge regions, so
+ * tables the writer's split built are coalesced back into blocks by shared walks while other
+ * vCPUs fault inside them: the subtree free is deferred through the reclaimer.
+ *
+ * <p>Every few writer operations the run reaches a quiescent point (vCPUs parked between
+ * accesses, the writer between operations, every TLBI done) and checks: no TLB of any vCPU
+ * holds a stale grant ({@link TlbChecker}), refcounts are exact ({@code checkRefcounts}), no
+ * entry is LOCKED, and every leaf maps what the backing says with no more rights. Throughout,
+ * every translation is checked by the vCPU, every TLB reports conflicts, and checking-mode
+ * memory catches use after free, reuse and break-before-make violations. At the end the table
+ * is destroyed and every cache released: every frame must be back.
+ */
+public final class StressRun {
+    public static final long MEM_BASE = 0x10_0000_0000L;
+    public static final int VMID = 9;
+
+    /** What to run. Fields are public; defaults give the standard 4K/40-bit run. */
+    public static final class Config {
+        public long seed = 1;
+        public Granule granule = Granule.G4K;
+        public int ipaBits = 40;
+        public int vcpus = 3;
+        public int regions = 16;
+        public long budgetMillis = 4000;
+        public int tableFlags = 0;
+        /** Quiescent check every this many writer operations. */
+        public int checkEvery = 16;
+        /** The TLB maintenance the table gets (mutation tests wrap the real one). */
+        public Function<TlbSystem, TlbMaintenance> tableTlbi = t -> t;
+        public FreeUnlinkedHook freeUnlinkedHook = FreeUnlinkedHook.DEFAULT;
+        /** End the run at the first failure (mutation tests: detection is all they need). */
+        public boolean stopOnFirstFailure;
+
+        public Config seed(long s) { seed = s; return this; }
+        public Config granule(Granule g) { granule = g; return this; }
+        public Config vcpus(int n) { vcpus = n; return this; }
+        public Config regions(int n) { regions = n; return this; }
+        public Config budgetMillis(long ms) { budgetMillis = ms; return this; }
+        public Config tableTlbi(Function<TlbSystem, TlbMaintenance> f) { tableTlbi = f; return this; }
+        public Config freeUnlinkedHook(FreeUnlinkedHook h) { freeUnlinkedHook = h; return this; }
+        public Config stopOnFirstFailure(boolean b) { stopOnFirstFailure = b; return this; }
+
+        @Override
+        public String toString() {
+            return "seed=" + seed + " granule=" + granule.label() + " ipaBits=" + ipaBits + " vcpus=" + vcpus + " regions=" + regions
+                    + " budget=" + budgetMillis + "ms";
+        }
+    }
+
+    enum Op { UNMAP, WRPROTECT, SPLIT, MIGRATE, AGE }
+
+    /** The outcome: failures (each one a detected violation) and activity counts. */
+    public static final class Report {
+        public final Config config;
+        /** Thrown in any thread (first one first). */
+        public final List<Throwable> exceptions = new ArrayList<>();
+        public final List<String> wrongTranslations = new ArrayList<>();
+        public final List<String> tlbConflicts = new ArrayList<>();
+        public final List<String> staleGrants = new ArrayList<>();
+        public final List<String> tableViolations = new ArrayList<>();
+        public long elapsedMillis, quiescentChecks, framesLeft = -1;
+        public long faults, translationFaults, permissionFaults, accessFlagFaults, accesses, refaults, maxFaultsPerAccess;
+        public long vcpuRaced, seqRetries, relaxes, mkyoungs, maps, blockMaps, guestErrors;
+        public long tableRaced, coalesced, breakBeforeMake, splits, deferred, reclaimed;
+        public final Map<Op, Long> writerOps = new EnumMap<>(Op.class);
+        public final List<String> vcpuStats = new ArrayList<>();
+
+        Report(Config config) {
+            this.config = config;
+            for (Op o : Op.values()) writerOps.put(o, 0L);
+        }
+
+        public long writerOpsTotal() {
+            return writerOps.values().stream().mapToLong(Long::longValue).sum();
+        }
+
+        /** Whether any violation or exception was found. */
+        public boolean failed() {
+            return !exceptions.isEmpty() || !wrongTranslations.isEmpty() || !tlbConflicts.isEmpty() || !staleGrants.isEmpty()
+                    || !tableViolations.isEmpty();
+        }
+
+        /** The detected violations, one line each (exceptions with their message). */
+        public List<String> failures() {
+            List<String> out = new ArrayList<>();
+            for (Throwable t : exceptions) out.add("exception: " + t);
+            wrongTranslations.forEach(s -> out.add("translation: " + s));
+            tlbConflicts.forEach(s -> out.add("TLB conflict: " + s));
+            staleGrants.forEach(s -> out.add("stale grant: " + s));
+            tableViolations.forEach(s -> out.add("table: " + s));
+            return out;
+        }
+
+        public String activity() {
+            return String.format("elapsed=%dms accesses=%d faults=%d (translation=%d permission=%d af=%d) refaults=%d"
+                            + " maxFaults/access=%d vcpuRaced=%d tableRaced=%d seqRetries=%d maps=%d (block=%d) relax=%d mkyoung=%d"
+                            + " guestErrors=%d | coalesced=%d bbm=%d splits=%d | reclaimer deferred=%d reclaimed=%d | writer ops=%d %s"
+                            + " | quiescent checks=%d | frames left=%d",
+                    elapsedMillis, accesses, faults, translationFaults, permissionFaults, accessFlagFaults, refaults,
+                    maxFaultsPerAccess, vcpuRaced, tableRaced, seqRetries, maps, blockMaps, relaxes, mkyoungs, guestErrors, coalesced,
+                    breakBeforeMake, splits, deferred, reclaimed, writerOpsTotal(), writerOps, quiescentChecks, framesLeft);
+        }
+
+        @Override
+        public String toString() {
+            StringBuilder b = new StringBuilder("stress run [" + config + "]\n  " + activity());
+            List<String> f = failures();
+            b.append("\n  failures: ").append(f.size());
+            for (int i = 0; i < Math.min(10, f.size()); i++) b.append("\n    ").append(f.get(i));
+            if (!exceptions.isEmpty()) {
+                StringWriter w = new StringWriter();
+                exceptions.get(0).printStackTrace(new PrintWriter(w));
+                b.append("\n  first exception:\n").append(w);
+            }
+            return b.toString();
+        }
+    }
+
+    private final Config cfg;
+    private final Report report;
+    private final PhysicalMemory memory;
+    private final TlbSystem tlbs = new TlbSystem();
+    private final Stage2PageTable table;
+    private final Backing backing;
+    private final List<Vcpu> vcpus = new ArrayList<>();
+    private final MemCache writerCache;
+    private final long pageSize;
+    private final long blockSize;
+    private final int[] hotRegions;
+    private final long[] hotPages;
+    private final ConcurrentLinkedQueue<Throwable> thrown = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<String> conflicts = new ConcurrentLinkedQueue<>();
+    private final Phaser phaser;
+    private volatile boolean stop;
+    private volatile boolean pause;
+
+    private StressRun(Config cfg) {
+        this.cfg = cfg;
+        this.report = new Report(cfg);
+        Random seeds = new Random(cfg.seed);
+        memory = new PhysicalMemory(MEM_BASE, 256L << 20, cfg.granule, true);
+        table = new Stage2PageTable(Geometry.stage2(cfg.granule, cfg.ipaBits), memory, cfg.tableTlbi.apply(tlbs), VMID, cfg.tableFlags);
+        table.setFreeUnlinkedHook(cfg.freeUnlinkedHook);
+        pageSize = cfg.granule.pageSize();
+        blockSize = cfg.granule.levelSize(2);
+        backing = new Backing(blockSize * 8, blockSize, cfg.regions, new Random(seeds.nextLong()));
+        writerCache = new MemCache(memory);
+        for (int i = 0; i < cfg.vcpus; i++) {
+            Vcpu v = new Vcpu(i, table, tlbs, backing, seeds.nextLong());
+            v.tlb.setConflictListener((tlb, vmid, addr, level, pte, otherLevel, otherBase, otherPte) -> {
+                if (conflicts.size() < 100) {
+                    conflicts.add(tlb.name() + " fill of level-" + level + " 0x" + Long.toHexString(pte) + " for 0x" + Long.toHexString(addr)
+                            + " overlaps cached level-" + otherLevel + " 0x" + Long.toHexString(otherPte) + " at 0x" + Long.toHexString(otherBase));
+                }
+                if (cfg.stopOnFirstFailure) stop = true;
+            });
+            vcpus.add(v);
+        }
+        // The hot set: two huge regions and one page-backed region, a handful of pages in them.
+        hotRegions = new int[] {0, 1 + seeds.nextInt(cfg.regions / 2 - 1), cfg.regions - 1};
+        hotPages = new long[24];
+        for (int i = 0; i < hotPages.length; i++) {
+            int region = hotRegions[i % hotRegions.length];
+            hotPages[i] = backing.regionBase(region) + pageSize * seeds.nextInt((int) (blockSize / pageSize));
+        }
+        phaser = new Phaser(cfg.vcpus + 1);
+    }
+
+    /** Runs {@code cfg} to its time budget (or its first failure) and reports. */
+    public static Report run(Config cfg) {
+        return new StressRun(cfg).go();
+    }
+
+    private Report go() {
+        long start = System.nanoTime();
+        List<Thread> threads = new ArrayList<>();
+        Random seeds = new Random(cfg.seed ^ 0x5DEECE66DL);
+        for (Vcpu v : vcpus) {
+            long seed = seeds.nextLong();
+            Thread t = new Thread(() -> vcpuLoop(v, new Random(seed)), "stress-" + v.tlb.name());
+            t.setDaemon(true);
+            threads.add(t);
+        }
+        threads.forEach(Thread::start);
+        try {
+            writerLoop(new Random(seeds.nextLong()), start + TimeUnit.MILLISECONDS.toNanos(cfg.budgetMillis));
+        } catch (Throwable t) {
+            thrown.add(t);
+        } finally {
+            stop = true;
+            phaser.arriveAndDeregister();
+        }
+        for (Thread t : threads) {
+            try {
+                t.join(30_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            if (t.isAlive()) {
+                AssertionError hung = new AssertionError(t.getName() + " did not end within 30 s after the run");
+                hung.setStackTrace(t.getStackTrace());
+                thrown.add(hung);
+            }
+        }
+        report.elapsedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        boolean allEnded = threads.stream().noneMatch(Thread::isAlive);
+        if (allEnded) {
+            try {
+                quiescentChecks();
+            } catch (Throwable t) {
+                thrown.add(t);
+            }
+        }
+        collect();
+        if (allEnded) {
+            try {
+                table.destroy();
+                for (Vcpu v : vcpus) v.cache.release();
+                writerCache.release();
+                report.framesLeft = memory.framesInUse();
+            } catch (Throwable t) {
+                report.exceptions.add(t);
+            }
+        }
+        return report;
+    }
+
+    private void vcpuLoop(Vcpu v, Random rnd) {
+        try {
+            while (!stop) {
+                if (pause) {
+                    phaser.arriveAndAwaitAdvance(); // parked: the writer checks
+                    phaser.arriveAndAwaitAdvance(); // released
+                    continue;
+                }
+                v.access(pickAddress(rnd), pickAccess(rnd));
+                if (cfg.stopOnFirstFailure && !v.violations().isEmpty()) stop = true;
+            }
+        } catch (Throwable t) {
+            thrown.add(t);
+            stop = true;
+        } finally {
+            phaser.arriveAndDeregister();
+        }
+    }
+
+    private long pickAddress(Random rnd) {
+        int k = rnd.nextInt(10);
+        long page;
+        if (k < 5) {
+            page = hotPages[rnd.nextInt(hotPages.length)];
+        } else if (k < 8) {
+            page = backing.regionBase(hotRegions[rnd.nextInt(hotRegions.length)]) + pageSize * rnd.nextInt((int) (blockSize / pageSize));
+        } else {
+            page = backing.base + pageSize * (long) rnd.nextInt((int) (backing.span() / pageSize));
+        }
+        return page + 8L * rnd.nextInt((int) (pageSize / 8));
+    }
+
+    private static Access pickAccess(Random rnd) {
+        int k = rnd.nextInt(20);
+        return k < 11 ? Access.READ : k < 18 ? Access.WRITE : Access.EXEC;
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // the writer
+
+    private void writerLoop(Random rnd, long deadline) throws Exception {
+        long ops = 0;
+        while (System.nanoTime() < deadline && !stop) {
+            Op op = pickOp(rnd);
+            writerOp(op, rnd);
+            report.writerOps.merge(op, 1L, Long::sum);
+            ops++;
+            if (ops % cfg.checkEvery == 0) pauseAndCheck();
+            // Let the vCPUs fault in what was just taken away.
+            LockSupport.parkNanos(rnd.nextInt(300_000));
+        }
+    }
+
+    private static Op pickOp(Random rnd) {
+        int k = rnd.nextInt(100);
+        if (k < 30) return Op.UNMAP;
+        if (k < 55) return Op.WRPROTECT;
+        if (k < 80) return Op.SPLIT;
+        if (k < 88) return Op.MIGRATE;
+        return Op.AGE;
+    }
+
+    private int pickRegion(Random rnd) {
+        return rnd.nextInt(3) == 0 ? rnd.nextInt(cfg.regions) : hotRegions[rnd.nextInt(hotRegions.length)];
+    }
+
+    /** A page-granular range: a few pages, a whole region, or a few regions. Returns {start, size}. */
+    private long[] pickRange(Random rnd) {
+        int region = pickRegion(rnd);
+        long base = backing.regionBase(region);
+        switch (rnd.nextInt(3)) {
+            case 0: {
+                long start = base + pageSize * rnd.nextInt((int) (blockSize / pageSize));
+                long size = pageSize * (1 + rnd.nextInt(16));
+                return new long[] {start, Math.min(size, backing.end() - start)};
+            }
+            case 1:
+                return new long[] {base, blockSize};
+            default: {
+                int n = 1 + rnd.nextInt(3);
+                return new long[] {base, Math.min(n * blockSize, backing.end() - base)};
+            }
+        }
+    }
+
+    private void writerOp(Op op, Random rnd) {
+        switch (op) {
+            case UNMAP: {
+                long[] r = pickRange(rnd);
+                table.unmap(r[0], r[1]);
+                break;
+            }
+            case WRPROTECT: {
+                // Dirty logging: write-protect, then the caller's range TLBI (the table does none).
+                long[] r = pickRange(rnd);
+                table.wrprotect(r[0], r[1]);
+                tlbs.flushVmidRange(VMID, r[0], r[1]);
+                break;
+            }
+            case SPLIT: {
+                int region = rnd.nextInt(2) == 0 ? hotRegions[rnd.nextInt(2)] : rnd.nextInt(cfg.regions);
+                int n = 1 + rnd.nextInt(2);
+                long start = backing.regionBase(region);
+                long size = Math.min(n * blockSize, backing.end() - start);
+                writerCache.topUp((int) (size / blockSize) * table.framesForFullSplit(2) + 1);
+                table.split(start, size, writerCache);
+                break;
+            }
+            case MIGRATE: {
+                // The MMU notifier: invalidate (unmap, TLBIs done by unmap) and change the backing,
+                // with the invalidation sequence bumped, all under the write lock.
+                int region = pickRegion(rnd);
+                table.mmuLock().writeLock();
+                try {
+                    table.unmap(backing.regionBase(region), blockSize);
+                    backing.migrate(region);
+                } finally {
+                    table.mmuLock().writeUnlock();
+                }
+                break;
+            }
+            case AGE: {
+                long[] r = pickRange(rnd);
+                table.testClearYoung(r[0], r[1], true);
+                break;
+            }
+            default:
+                throw new AssertionError(op);
+        }
+    }
+
+    /** Parks every vCPU between accesses, checks, lets them go. */
+    private void pauseAndCheck() throws InterruptedException {
+        pause = true;
+        try {
+            phaser.awaitAdvanceInterruptibly(phaser.arrive(), 30, TimeUnit.SECONDS);
+        } catch (TimeoutException e) {
+            AssertionError hung = new AssertionError("vCPUs did not park within 30 s (livelock or deadlock)");
+            thrown.add(hung);
+            stop = true;
+            pause = false;
+            return;
+        }
+        try {
+            quiescentChecks();
+        } finally {
+            pause = false;
+            phaser.arrive();
+        }
+        if (cfg.stopOnFirstFailure && (!thrown.isEmpty() || !report.staleGrants.isEmpty() || !report.tableViolations.isEmpty()
+                || !conflicts.isEmpty())) {
+            stop = true;
+        }
+    }
+
+    private void quiescentChecks() {
+        report.quiescentChecks++;
+        for (Vcpu v : vcpus) {
+            for (TlbChecker.StaleGrant g : TlbChecker.staleGrants(table, v.tlb, VMID)) {
+                if (report.staleGrants.size() < 100) report.staleGrants.add(g.toString());
+            }
+        }
+        try {
+            table.checkRefcounts();
+        } catch (RuntimeException | AssertionError e) {
+            report.tableViolations.add("refcounts: " + e);
+        }
+        checkLeaves();
+    }
+
+    /** Every entry: not LOCKED; every valid leaf inside the backing, at its PA, with no right the backing withholds. */
+    private void checkLeaves() {
+        List<String> bad = report.tableViolations;
+        table.walk(0, table.geometry().iaLimit(), (ctx, visit) -> {
+            long pte = ctx.old();
+            long at = ctx.entryBase();
+            if (Pte.isLocked(pte)) {
+                bad.add("LOCKED entry at 0x" + Long.toHexString(at) + " level " + ctx.level() + " at a quiescent point");
+            } else if (Pte.isValid(pte)) {
+                long size = ctx.granuleSize();
+                if (!backing.contains(at) || !backing.contains(at + size - 1)) {
+                    bad.add("leaf outside the backing at 0x" + Long.toHexString(at) + " level " + ctx.level());
+                    return Status.OK;
+                }
+                long want = backing.pa(at, backing.generation(at));
+                long oa = table.geometry().outputAddress(pte);
+                if (oa != want) {
+                    bad.add("leaf at 0x" + Long.toHexString(at) + " level " + ctx.level() + " maps 0x" + Long.toHexString(oa)
+                            + ", backing has 0x" + Long.toHexString(want));
+                }
+                Prot has = Stage2Descriptor.prot(pte);
+                Prot may = backing.rights(at);
+                if ((has.bits() & ~may.bits() & (Prot.R_BIT | Prot.W_BIT | Prot.X_BITS)) != 0) {
+                    bad.add("leaf at 0x" + Long.toHexString(at) + " has rights " + has + ", backing allows " + may);
+                }
+                if (!backing.huge(at) && ctx.level() != 3) {
+                    bad.add("level-" + ctx.level() + " block at 0x" + Long.toHexString(at) + " in a page-backed region");
+                }
+            }
+            if (bad.size() > 100) bad.remove(bad.size() - 1);
+            return Status.OK;
+        }, WalkFlags.LEAF, WalkPolicy.RANGE);
+    }
+
+    private void collect() {
+        report.exceptions.addAll(thrown);
+        report.tlbConflicts.addAll(conflicts);
+        for (Vcpu v : vcpus) {
+            report.wrongTranslations.addAll(v.violations());
+            report.accesses += v.accesses;
+            report.translationFaults += v.translationFaults;
+            report.permissionFaults += v.permissionFaults;
+            report.accessFlagFaults += v.accessFlagFaults;
+            report.refaults += v.refaults;
+            report.maxFaultsPerAccess = Math.max(report.maxFaultsPerAccess, v.maxFaultsInOneAccess);
+            report.vcpuRaced += v.raced;
+            report.seqRetries += v.seqRetries;
+            report.relaxes += v.relaxes;
+            report.mkyoungs += v.mkyoungs;
+            report.maps += v.maps;
+            report.blockMaps += v.blockMaps;
+            report.guestErrors += v.guestErrors;
+            report.vcpuStats.add(v.stats());
+        }
+        report.faults = report.translationFaults + report.permissionFaults + report.accessFlagFaults;
+        report.tableRaced = table.counters().raced();
+        report.coalesced = table.counters().coalesced();
+        report.breakBeforeMake = table.counters().breakBeforeMake();
+        report.splits = table.counters().splits();
+        report.deferred = table.reclaimer().deferred();
+        report.reclaimed = table.reclaimer().reclaimed();
+    }
+}
