@@ -41,7 +41,8 @@ import java.util.function.Function;
  * blocks, aging (clear AF), and migration of a region (unmap, new backing PA, invalidation
  * sequence bump, all under the write lock). vCPUs re-map whole blocks in huge regions, so
  * tables the writer's split built are coalesced back into blocks by shared walks while other
- * vCPUs fault inside them: the subtree free is deferred through the reclaimer.
+ * vCPUs fault inside them: the subtree free is deferred through the reclaimer. Reader threads
+ * do read-only shared walks ({@code getLeaf}) of the same addresses all along.
  *
  * <p>Every few writer operations the run reaches a quiescent point (vCPUs parked between
  * accesses, the writer between operations, every TLBI done) and checks: no TLB of any vCPU
@@ -61,6 +62,8 @@ public final class StressRun {
         public Granule granule = Granule.G4K;
         public int ipaBits = 40;
         public int vcpus = 3;
+        /** Threads doing read-only shared walks (getLeaf) of hot addresses beside the vCPUs. */
+        public int readers = 1;
         public int regions = 16;
         public long budgetMillis = 4000;
         public int tableFlags = 0;
@@ -75,6 +78,7 @@ public final class StressRun {
         public Config seed(long s) { seed = s; return this; }
         public Config granule(Granule g) { granule = g; return this; }
         public Config vcpus(int n) { vcpus = n; return this; }
+        public Config readers(int n) { readers = n; return this; }
         public Config regions(int n) { regions = n; return this; }
         public Config budgetMillis(long ms) { budgetMillis = ms; return this; }
         public Config tableTlbi(Function<TlbSystem, TlbMaintenance> f) { tableTlbi = f; return this; }
@@ -83,7 +87,8 @@ public final class StressRun {
 
         @Override
         public String toString() {
-            return "seed=" + seed + " granule=" + granule.label() + " ipaBits=" + ipaBits + " vcpus=" + vcpus + " regions=" + regions
+            return "seed=" + seed + " granule=" + granule.label() + " ipaBits=" + ipaBits + " vcpus=" + vcpus + " readers=" + readers
+                    + " regions=" + regions
                     + " budget=" + budgetMillis + "ms";
         }
     }
@@ -102,6 +107,8 @@ public final class StressRun {
         public long elapsedMillis, quiescentChecks, framesLeft = -1;
         public long faults, translationFaults, permissionFaults, accessFlagFaults, accesses, refaults, maxFaultsPerAccess;
         public long vcpuRaced, seqRetries, relaxes, mkyoungs, maps, blockMaps, guestErrors;
+        /** Shared read-only walks by the reader threads, and LOCKED entries they saw. */
+        public long readerWalks, readerLocked;
         public long tableRaced, coalesced, breakBeforeMake, splits, deferred, reclaimed;
         public final Map<Op, Long> writerOps = new EnumMap<>(Op.class);
         public final List<String> vcpuStats = new ArrayList<>();
@@ -136,10 +143,11 @@ public final class StressRun {
             return String.format("elapsed=%dms accesses=%d faults=%d (translation=%d permission=%d af=%d) refaults=%d"
                             + " maxFaults/access=%d vcpuRaced=%d tableRaced=%d seqRetries=%d maps=%d (block=%d) relax=%d mkyoung=%d"
                             + " guestErrors=%d | coalesced=%d bbm=%d splits=%d | reclaimer deferred=%d reclaimed=%d | writer ops=%d %s"
-                            + " | quiescent checks=%d | frames left=%d",
+                            + " | reader walks=%d (locked seen=%d) | quiescent checks=%d | frames left=%d",
                     elapsedMillis, accesses, faults, translationFaults, permissionFaults, accessFlagFaults, refaults,
                     maxFaultsPerAccess, vcpuRaced, tableRaced, seqRetries, maps, blockMaps, relaxes, mkyoungs, guestErrors, coalesced,
-                    breakBeforeMake, splits, deferred, reclaimed, writerOpsTotal(), writerOps, quiescentChecks, framesLeft);
+                    breakBeforeMake, splits, deferred, reclaimed, writerOpsTotal(), writerOps, readerWalks, readerLocked, quiescentChecks,
+                    framesLeft);
         }
 
         @Override
@@ -171,6 +179,9 @@ public final class StressRun {
     private final long[] hotPages;
     private final ConcurrentLinkedQueue<Throwable> thrown = new ConcurrentLinkedQueue<>();
     private final ConcurrentLinkedQueue<String> conflicts = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<String> readerViolations = new ConcurrentLinkedQueue<>();
+    private final java.util.concurrent.atomic.LongAdder readerWalks = new java.util.concurrent.atomic.LongAdder();
+    private final java.util.concurrent.atomic.LongAdder readerLocked = new java.util.concurrent.atomic.LongAdder();
     private final Phaser phaser;
     private volatile boolean stop;
     private volatile boolean pause;
@@ -197,14 +208,14 @@ public final class StressRun {
             });
             vcpus.add(v);
         }
-        // The hot set: two huge regions and one page-backed region, a handful of pages in them.
-        hotRegions = new int[] {0, 1 + seeds.nextInt(cfg.regions / 2 - 1), cfg.regions - 1};
+        // The hot set: the two huge regions 0 and 1 and the page-backed last one, a handful of pages in them.
+        hotRegions = new int[] {0, 1, cfg.regions - 1};
         hotPages = new long[24];
         for (int i = 0; i < hotPages.length; i++) {
             int region = hotRegions[i % hotRegions.length];
             hotPages[i] = backing.regionBase(region) + pageSize * seeds.nextInt((int) (blockSize / pageSize));
         }
-        phaser = new Phaser(cfg.vcpus + 1);
+        phaser = new Phaser(cfg.vcpus + cfg.readers + 1);
     }
 
     /** Runs {@code cfg} to its time budget (or its first failure) and reports. */
@@ -222,6 +233,12 @@ public final class StressRun {
             t.setDaemon(true);
             threads.add(t);
         }
+        for (int i = 0; i < cfg.readers; i++) {
+            long seed = seeds.nextLong();
+            Thread t = new Thread(() -> readerLoop(new Random(seed)), "stress-reader" + i);
+            t.setDaemon(true);
+            threads.add(t);
+        }
         threads.forEach(Thread::start);
         try {
             writerLoop(new Random(seeds.nextLong()), start + TimeUnit.MILLISECONDS.toNanos(cfg.budgetMillis));
@@ -229,6 +246,7 @@ public final class StressRun {
             thrown.add(t);
         } finally {
             stop = true;
+            for (Vcpu v : vcpus) v.abandon = true;
             phaser.arriveAndDeregister();
         }
         for (Thread t : threads) {
@@ -282,6 +300,64 @@ public final class StressRun {
             stop = true;
         } finally {
             phaser.arriveAndDeregister();
+        }
+    }
+
+    /**
+     * A software reader beside the faults: read-only shared walks of hot addresses, half of them
+     * {@code getLeaf} of one address, half a walk over a whole hot huge region (whose tables the
+     * vCPUs keep coalescing), like a dirty-log harvest or a table dump would do. Each entry seen
+     * must be consistent with the backing: a valid leaf maps the backing's PA (no migration can
+     * run during a shared walk: it needs the write lock), an invalid one is empty or LOCKED
+     * (never poison).
+     */
+    private void readerLoop(Random rnd) {
+        try {
+            while (!stop) {
+                if (pause) {
+                    phaser.arriveAndAwaitAdvance();
+                    phaser.arriveAndAwaitAdvance();
+                    continue;
+                }
+                if (rnd.nextBoolean()) {
+                    long ipa = rnd.nextBoolean() ? hotPages[rnd.nextInt(hotPages.length)] : pickAddress(rnd);
+                    dev.ptlab.core.table.Leaf leaf = table.getLeaf(ipa);
+                    readerCheck(ipa, leaf.pte(), leaf.level());
+                } else {
+                    long base = backing.regionBase(rnd.nextInt(2));
+                    table.walk(base, blockSize, (ctx, visit) -> {
+                        readerCheck(ctx.addr(), ctx.old(), ctx.level());
+                        return Status.OK;
+                    }, WalkFlags.LEAF | WalkFlags.SHARED, WalkPolicy.RANGE);
+                }
+                readerWalks.increment();
+            }
+        } catch (Throwable t) {
+            thrown.add(t);
+            stop = true;
+        } finally {
+            phaser.arriveAndDeregister();
+        }
+    }
+
+    private void readerCheck(long ipa, long pte, int level) {
+        String bad = null;
+        if (Pte.isValid(pte)) {
+            long span = cfg.granule.levelSize(level);
+            long pa = table.geometry().outputAddress(pte) + (ipa & (span - 1));
+            int g = backing.generation(ipa);
+            if (pa != backing.pa(ipa, g)) bad = "maps PA 0x" + Long.toHexString(pa) + ", backing has 0x" + Long.toHexString(backing.pa(ipa, g));
+        } else if (Pte.isLocked(pte)) {
+            readerLocked.increment();
+        } else if (pte != 0) {
+            bad = "invalid non-zero entry";
+        }
+        if (bad != null) {
+            if (readerViolations.size() < 100) {
+                readerViolations.add(Thread.currentThread().getName() + ": entry for 0x" + Long.toHexString(ipa) + " = level-" + level
+                        + " 0x" + Long.toHexString(pte) + ": " + bad);
+            }
+            if (cfg.stopOnFirstFailure) stop = true;
         }
     }
 
@@ -366,10 +442,17 @@ public final class StressRun {
                 break;
             }
             case SPLIT: {
-                int region = rnd.nextInt(2) == 0 ? hotRegions[rnd.nextInt(2)] : rnd.nextInt(cfg.regions);
+                // Eager split, as enabling dirty logging does it: write-protect (with the caller's
+                // TLBI) and split. The next write to the range faults, and the vCPU maps the block
+                // again: a coalescing by a shared walk while others fault inside the table.
+                int region = rnd.nextInt(3) > 0 ? rnd.nextInt(2) : rnd.nextInt(cfg.regions);
                 int n = 1 + rnd.nextInt(2);
                 long start = backing.regionBase(region);
                 long size = Math.min(n * blockSize, backing.end() - start);
+                if (rnd.nextBoolean()) {
+                    table.wrprotect(start, size);
+                    tlbs.flushVmidRange(VMID, start, size);
+                }
                 writerCache.topUp((int) (size / blockSize) * table.framesForFullSplit(2) + 1);
                 table.split(start, size, writerCache);
                 break;
@@ -473,6 +556,9 @@ public final class StressRun {
     private void collect() {
         report.exceptions.addAll(thrown);
         report.tlbConflicts.addAll(conflicts);
+        report.wrongTranslations.addAll(readerViolations);
+        report.readerWalks = readerWalks.sum();
+        report.readerLocked = readerLocked.sum();
         for (Vcpu v : vcpus) {
             report.wrongTranslations.addAll(v.violations());
             report.accesses += v.accesses;

@@ -54,7 +54,7 @@ public final class Vcpu {
     /** Re-faults of one access after which the vCPU yields between attempts. */
     static final int BACKOFF_AFTER = 64;
 
-    public enum Outcome { OK, GUEST_ERROR }
+    public enum Outcome { OK, GUEST_ERROR, ABANDONED }
 
     public final int id;
     public final Stage2PageTable table;
@@ -71,6 +71,8 @@ public final class Vcpu {
     public long maps, blockMaps, relaxes, mkyoungs;
     public long raced, notMapped, seqRetries, refaults, guestErrors, maxFaultsInOneAccess;
     private Status lastStatus;
+    /** Set by the driver to make an access that is backing off give up (the run is over). */
+    public volatile boolean abandon;
     private final List<String> violations = Collections.synchronizedList(new ArrayList<>());
 
     public Vcpu(int id, Stage2PageTable table, TlbSystem tlbs, Backing backing, long seed) {
@@ -108,7 +110,10 @@ public final class Vcpu {
             if (faults > 0) {
                 refaults++;
                 if (faults > maxFaultsInOneAccess) maxFaultsInOneAccess = faults;
-                if (faults >= BACKOFF_AFTER) backoff(ipa, access, faults, started);
+                if (faults >= BACKOFF_AFTER) {
+                    if (abandon) return Outcome.ABANDONED;
+                    backoff(ipa, access, faults, started);
+                }
                 if (faults == BACKOFF_AFTER) started = System.nanoTime();
             }
             int g1 = backing.generation(ipa);
