@@ -249,6 +249,50 @@ class ProtocolMutationTest {
         assertThat(r.mem.framesInUse()).isZero();
     }
 
+    /**
+     * Regression (Walker.leaveTable): the free lands while the walker visits the last entry it
+     * reads from the table. No later read of that table comes, so only the check when the walk
+     * leaves the table can see it; before it, such a use after free went unnoticed.
+     */
+    @Test
+    void freeDuringTheVisitOfTheLastEntryReadIsCaughtWhenTheWalkLeavesTheTable() throws InterruptedException {
+        for (FreeUnlinkedHook hook : new FreeUnlinkedHook[] {FreeUnlinkedHook.DEFAULT, FreeUnlinkedHook.IMMEDIATE}) {
+            Rig r = new Rig(false);
+            r.table.setFreeUnlinkedHook(hook);
+            r.map(A, M2 - K4, P, Prot.RW, 0);
+            r.cache.topUp(8);
+            AtomicReference<Status> coalesce = new AtomicReference<>();
+            long[] l3 = {0};
+            Throwable caught = null;
+            try {
+                // One page: the walk reads one entry of the level-3 table, then leaves it.
+                r.table.walk(A + 7 * K4, K4, (ctx, visit) -> {
+                    l3[0] = ctx.tablePa();
+                    Thread other = new Thread(() -> coalesce.set(r.table.map(A, M2, P, Prot.RW, r.cache, WalkFlags.SHARED)));
+                    other.start();
+                    try {
+                        other.join();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                    return Status.OK;
+                }, WalkFlags.LEAF | WalkFlags.SHARED, WalkPolicy.RANGE);
+            } catch (FrameAccessException e) {
+                caught = e;
+            }
+            assertThat(coalesce.get()).isEqualTo(Status.OK);
+            assertThat(r.table.counters().coalesced()).isEqualTo(1);
+            if (hook == FreeUnlinkedHook.DEFAULT) {
+                assertThat(caught).as("deferred free: the walk was safe").isNull();
+                assertThat(r.table.reclaimer().pending()).as("freed once the walk left").isZero();
+            } else {
+                assertThat(caught).as("IMMEDIATE free under the walker").isNotNull()
+                        .hasMessageContaining("0x" + Long.toHexString(l3[0])).hasMessageContaining("use after free");
+            }
+            assertThat(r.mem.isLive(l3[0])).isFalse();
+        }
+    }
+
     @Test
     void stressRunDetectsImmediateFreeUnderSharedWalkers() {
         StressRun.Report r = StressRun.run(new StressRun.Config().seed(Stage2StressTest.seed(0xF4EE)).vcpus(4).budgetMillis(6000)
