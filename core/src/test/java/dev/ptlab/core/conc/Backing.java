@@ -31,6 +31,7 @@ public final class Backing {
     private final Prot[] rights;
     private final boolean[] huge;
     private final AtomicIntegerArray generation;
+    private final AtomicIntegerArray dirtyLog;
     private final AtomicLong seq = new AtomicLong();
 
     public Backing(long base, long regionSize, int regions, Random rnd) {
@@ -41,6 +42,7 @@ public final class Backing {
         this.rights = new Prot[regions];
         this.huge = new boolean[regions];
         this.generation = new AtomicIntegerArray(regions);
+        this.dirtyLog = new AtomicIntegerArray(regions);
         Prot[] choices = {Prot.RWX, Prot.RWX, Prot.RW, Prot.RW, Prot.RX, Prot.R};
         for (int i = 0; i < regions; i++) {
             rights[i] = choices[rnd.nextInt(choices.length)];
@@ -87,6 +89,27 @@ public final class Backing {
 
     public boolean hugeRegion(int region) {
         return huge[region];
+    }
+
+    /** Whether dirty logging is on for the region of {@code ipa}: faults then map pages only (KVM's force_pte). */
+    public boolean dirtyLogging(long ipa) {
+        return dirtyLog.get(region(ipa)) != 0;
+    }
+
+    /**
+     * Turns dirty logging of {@code region} on or off. Call with the table's MMU lock held for
+     * writing; bumps the invalidation sequence, so a fault that chose its mapping size before
+     * the change re-faults instead of installing a block in a dirty-logged region (KVM gets the
+     * same from the memslot update waiting for SRCU readers).
+     */
+    public void setDirtyLogging(int region, boolean on) {
+        dirtyLog.set(region, on ? 1 : 0);
+        seq.incrementAndGet();
+    }
+
+    /** The mapping size a fault at {@code ipa} wants: the region's block if it is huge and not dirty-logged, else a page. */
+    public long mappingSize(long ipa, long pageSize) {
+        return huge(ipa) && !dirtyLogging(ipa) ? regionSize : pageSize;
     }
 
     public int generation(long ipa) {

@@ -67,6 +67,8 @@ public final class StressRun {
         public int regions = 16;
         public long budgetMillis = 4000;
         public int tableFlags = 0;
+        /** The vCPUs' MMUs set the access flag themselves (VTCR_EL2.HA): no access-flag faults, CAS races instead. */
+        public boolean hardwareAf;
         /** Quiescent check every this many writer operations. */
         public int checkEvery = 16;
         /** The TLB maintenance the table gets (mutation tests wrap the real one). */
@@ -79,6 +81,8 @@ public final class StressRun {
         public Config granule(Granule g) { granule = g; return this; }
         public Config vcpus(int n) { vcpus = n; return this; }
         public Config readers(int n) { readers = n; return this; }
+        public Config tableFlags(int f) { tableFlags = f; return this; }
+        public Config hardwareAf(boolean b) { hardwareAf = b; return this; }
         public Config regions(int n) { regions = n; return this; }
         public Config budgetMillis(long ms) { budgetMillis = ms; return this; }
         public Config tableTlbi(Function<TlbSystem, TlbMaintenance> f) { tableTlbi = f; return this; }
@@ -88,12 +92,12 @@ public final class StressRun {
         @Override
         public String toString() {
             return "seed=" + seed + " granule=" + granule.label() + " ipaBits=" + ipaBits + " vcpus=" + vcpus + " readers=" + readers
-                    + " regions=" + regions
+                    + " regions=" + regions + " tableFlags=" + tableFlags + " hardwareAf=" + hardwareAf
                     + " budget=" + budgetMillis + "ms";
         }
     }
 
-    enum Op { UNMAP, WRPROTECT, SPLIT, MIGRATE, AGE }
+    enum Op { UNMAP, WRPROTECT, SPLIT, MIGRATE, AGE, DIRTY_LOG }
 
     /** The outcome: failures (each one a detected violation) and activity counts. */
     public static final class Report {
@@ -198,7 +202,7 @@ public final class StressRun {
         backing = new Backing(blockSize * 8, blockSize, cfg.regions, new Random(seeds.nextLong()));
         writerCache = new MemCache(memory);
         for (int i = 0; i < cfg.vcpus; i++) {
-            Vcpu v = new Vcpu(i, table, tlbs, backing, seeds.nextLong());
+            Vcpu v = new Vcpu(i, table, tlbs, backing, seeds.nextLong(), cfg.hardwareAf);
             v.tlb.setConflictListener((tlb, vmid, addr, level, pte, otherLevel, otherBase, otherPte) -> {
                 if (conflicts.size() < 100) {
                     conflicts.add(tlb.name() + " fill of level-" + level + " 0x" + Long.toHexString(pte) + " for 0x" + Long.toHexString(addr)
@@ -400,7 +404,8 @@ public final class StressRun {
         if (k < 30) return Op.UNMAP;
         if (k < 55) return Op.WRPROTECT;
         if (k < 80) return Op.SPLIT;
-        if (k < 88) return Op.MIGRATE;
+        if (k < 86) return Op.MIGRATE;
+        if (k < 93) return Op.DIRTY_LOG;
         return Op.AGE;
     }
 
@@ -465,6 +470,29 @@ public final class StressRun {
                 try {
                     table.unmap(backing.regionBase(region), blockSize);
                     backing.migrate(region);
+                } finally {
+                    table.mmuLock().writeUnlock();
+                }
+                break;
+            }
+            case DIRTY_LOG: {
+                // Dirty logging of a hot huge region on (write-protect with the caller's TLBI,
+                // sometimes eager split) or off. While on, faults map pages: a write to a block
+                // shrinks it to a table by a shared walk; once off, faults coalesce it again.
+                int region = rnd.nextInt(2);
+                long start = backing.regionBase(region);
+                boolean on = !backing.dirtyLogging(start);
+                table.mmuLock().writeLock();
+                try {
+                    backing.setDirtyLogging(region, on);
+                    if (on) {
+                        table.wrprotect(start, blockSize);
+                        tlbs.flushVmidRange(VMID, start, blockSize);
+                        if (rnd.nextBoolean()) {
+                            writerCache.topUp(table.framesForFullSplit(2) + 1);
+                            table.split(start, blockSize, writerCache);
+                        }
+                    }
                 } finally {
                     table.mmuLock().writeUnlock();
                 }

@@ -27,13 +27,15 @@ import java.util.concurrent.locks.LockSupport;
  * <p>{@link #access} translates and, on a fault, handles it like KVM's {@code user_mem_abort}
  * (mm-exclusive-rcu.md §B.8), then re-executes the access:
  * <ul>
- *   <li>translation fault: map the page, or the whole block when the backing region is huge,
- *       with {@code SHARED | HANDLE_FAULT}; the PA is resolved before the MMU lock is taken and
- *       the invalidation sequence re-checked under it (a changed sequence: re-fault);</li>
- *   <li>permission fault: if the fault granule is smaller than the mapping size the backing
- *       wants (a page of a split huge region) map the block, coalescing the table; otherwise
- *       {@code relaxPerms(SHARED | HANDLE_FAULT)} with every right the backing allows (never
- *       fewer than the entry has, so relaxing never takes a right away);</li>
+ *   <li>translation fault: map the page, or the whole block when the backing region is huge and
+ *       not dirty-logged, with {@code SHARED | HANDLE_FAULT}; the mapping size and PA are chosen
+ *       before the MMU lock is taken and the invalidation sequence re-checked under it (a changed
+ *       sequence: re-fault);</li>
+ *   <li>permission fault: if the fault granule is not the mapping size the backing wants (a
+ *       page of a split huge region; a block of a dirty-logged one) map, which coalesces the
+ *       table or shrinks the block; otherwise {@code relaxPerms(SHARED | HANDLE_FAULT)} with
+ *       every right the backing allows (never fewer than the entry has, so relaxing never takes
+ *       a right away);</li>
  *   <li>access-flag fault: {@code mkyoung(SHARED | HANDLE_FAULT)};</li>
  *   <li>RACED (or NOT_MAPPED): nothing, the access re-faults.</li>
  * </ul>
@@ -76,12 +78,17 @@ public final class Vcpu {
     private final List<String> violations = Collections.synchronizedList(new ArrayList<>());
 
     public Vcpu(int id, Stage2PageTable table, TlbSystem tlbs, Backing backing, long seed) {
+        this(id, table, tlbs, backing, seed, false);
+    }
+
+    /** @param hardwareAf the MMU sets access flags itself (VTCR_EL2.HA) instead of raising access-flag faults */
+    public Vcpu(int id, Stage2PageTable table, TlbSystem tlbs, Backing backing, long seed, boolean hardwareAf) {
         this.id = id;
         this.table = table;
         this.backing = backing;
         this.tlb = new Tlb("vcpu" + id, table.geometry().granule());
         tlbs.register(tlb);
-        this.mmu = new Mmu(table.geometry(), table.memory(), tlb, table.rootPa(), table.vmid(), table.fwb(), false);
+        this.mmu = new Mmu(table.geometry(), table.memory(), tlb, table.rootPa(), table.vmid(), table.fwb(), hardwareAf);
         this.cache = new MemCache(table.memory());
         this.rnd = new Random(seed);
         this.pageSize = table.geometry().granule().pageSize();
@@ -175,8 +182,10 @@ public final class Vcpu {
                 break;
             case PERMISSION:
                 permissionFaults++;
-                if (backing.huge(ipa) && table.geometry().granule().levelSize(level) < backing.regionSize) {
-                    // A page of a split huge region: map the block again (the table is coalesced).
+                if (table.geometry().granule().levelSize(level) != backing.mappingSize(ipa, pageSize)) {
+                    // KVM maps (not relaxes) when the fault granule is not the size it wants: a page
+                    // of a split huge region is mapped as the block again (the table is coalesced),
+                    // a block in a dirty-logged region is shrunk to a table with this page in it.
                     s = map(ipa, access);
                 } else {
                     relaxes++;
@@ -198,10 +207,10 @@ public final class Vcpu {
 
     /** The map a fault does: page or block, rights as KVM chooses them, under the invalidation-sequence check. */
     private Status map(long ipa, Access access) {
-        boolean block = backing.huge(ipa);
-        long size = block ? backing.regionSize : pageSize;
-        long at = ipa & -size;
         long seq = backing.seq();
+        long size = backing.mappingSize(ipa, pageSize);
+        boolean block = size > pageSize;
+        long at = ipa & -size;
         long pa = backing.pa(at, backing.generation(at));
         Prot allowed = backing.rights(ipa);
         long bits = Prot.R_BIT;
