@@ -178,6 +178,32 @@ class MmuLockTest {
         assertThat(otherThreadCanTakeWriteLock(10_000)).as("no read announcement left behind").isTrue();
     }
 
+    /**
+     * Regression: a read taken inside the write lock and still held after the write lock is
+     * released (a downgrade) must keep writers out. Before the fix the read was never announced,
+     * so once the write lock was gone another writer got in beside this reader.
+     */
+    @Test
+    void aReadStillHeldAfterTheWriteLockIsReleasedKeepsWritersOut() throws Exception {
+        lock.writeLock();
+        lock.readLock();
+        lock.writeUnlock();
+        assertThat(lock.heldForRead()).isTrue();
+        assertThat(lock.heldForWrite()).isFalse();
+        assertThat(otherThreadCanTakeWriteLock(200)).as("a writer while the downgraded read is held").isFalse();
+        lock.readUnlock();
+        assertThat(otherThreadCanTakeWriteLock(10_000)).isTrue();
+        // Nested reads across the downgrade: the outermost unlock ends the announcement.
+        lock.writeLock();
+        lock.readLock();
+        lock.readLock();
+        lock.writeUnlock();
+        lock.readUnlock();
+        assertThat(otherThreadCanTakeWriteLock(200)).as("one read level still held").isFalse();
+        lock.readUnlock();
+        assertThat(otherThreadCanTakeWriteLock(10_000)).isTrue();
+    }
+
     @Test
     void unlockingWhatIsNotHeldThrows() throws Exception {
         assertThatThrownBy(lock::readUnlock).isInstanceOf(IllegalStateException.class);
