@@ -13,7 +13,8 @@ import org.junit.jupiter.api.Test;
  * Each run also has to show that it exercised the races it is about (raced faults, coalescing
  * by shared walks with deferred frees, invalidation-sequence retries), or it proves nothing.
  *
- * <p>The seed is fixed per test so a failure reproduces as far as thread scheduling allows; set
+ * <p>A run lasts its time budget, stretched up to twice that until it has shown raced faults,
+ * deferred frees and five quiescent checks (the machine may be loaded). The seed is fixed per test so a failure reproduces as far as thread scheduling allows; set
  * {@code -Dptlab.stress.seed=N} to try another, and {@code -Dptlab.stress.scale=K} to run K times
  * longer. The seed is in every failure message.
  */
@@ -35,6 +36,7 @@ class Stage2StressTest {
         // The run must have exercised what it is about.
         assertThat(r.quiescentChecks).as("quiescent checks (%s)", r.config).isGreaterThanOrEqualTo(5);
         assertThat(r.faults).as("faults (%s)", r.config).isGreaterThan(1000);
+        assertThat(r.readerWalks).as("reader walks (%s)", r.config).isGreaterThan(1000);
         assertThat(r.vcpuRaced).as("faults that raced another walker (%s)", r.config).isPositive();
         assertThat(r.coalesced).as("tables coalesced into blocks (%s)", r.config).isPositive();
         assertThat(r.deferred).as("subtree frees deferred by shared walks (%s)", r.config).isPositive();
@@ -46,7 +48,7 @@ class Stage2StressTest {
             assertThat(r.accessFlagFaults).as("access-flag faults (%s)", r.config).isPositive();
         }
         assertThat(r.splits).as("blocks split (%s)", r.config).isPositive();
-        assertThat(r.writerOpsTotal()).as("writer operations (%s)", r.config).isGreaterThan(50);
+        assertThat(r.writerOpsTotal()).as("writer operations (%s)", r.config).isGreaterThan(40);
     }
 
     @Test

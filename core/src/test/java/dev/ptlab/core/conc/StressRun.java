@@ -24,9 +24,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.Phaser;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Function;
 
@@ -186,7 +184,11 @@ public final class StressRun {
     private final ConcurrentLinkedQueue<String> readerViolations = new ConcurrentLinkedQueue<>();
     private final java.util.concurrent.atomic.LongAdder readerWalks = new java.util.concurrent.atomic.LongAdder();
     private final java.util.concurrent.atomic.LongAdder readerLocked = new java.util.concurrent.atomic.LongAdder();
-    private final Phaser phaser;
+    /** Workers (vCPU and reader threads) still running, and how many of them are parked at the writer's request. */
+    private final java.util.concurrent.atomic.AtomicInteger alive = new java.util.concurrent.atomic.AtomicInteger();
+    private final java.util.concurrent.atomic.AtomicInteger parked = new java.util.concurrent.atomic.AtomicInteger();
+    /** Bumped by the writer to let parked workers go. */
+    private volatile long releases;
     private volatile boolean stop;
     private volatile boolean pause;
 
@@ -219,7 +221,6 @@ public final class StressRun {
             int region = hotRegions[i % hotRegions.length];
             hotPages[i] = backing.regionBase(region) + pageSize * seeds.nextInt((int) (blockSize / pageSize));
         }
-        phaser = new Phaser(cfg.vcpus + cfg.readers + 1);
     }
 
     /** Runs {@code cfg} to its time budget (or its first failure) and reports. */
@@ -243,6 +244,7 @@ public final class StressRun {
             t.setDaemon(true);
             threads.add(t);
         }
+        alive.set(threads.size());
         threads.forEach(Thread::start);
         try {
             writerLoop(new Random(seeds.nextLong()), start + TimeUnit.MILLISECONDS.toNanos(cfg.budgetMillis));
@@ -251,7 +253,6 @@ public final class StressRun {
         } finally {
             stop = true;
             for (Vcpu v : vcpus) v.abandon = true;
-            phaser.arriveAndDeregister();
         }
         for (Thread t : threads) {
             try {
@@ -292,8 +293,7 @@ public final class StressRun {
         try {
             while (!stop) {
                 if (pause) {
-                    phaser.arriveAndAwaitAdvance(); // parked: the writer checks
-                    phaser.arriveAndAwaitAdvance(); // released
+                    parkForCheck();
                     continue;
                 }
                 v.access(pickAddress(rnd), pickAccess(rnd));
@@ -303,7 +303,7 @@ public final class StressRun {
             thrown.add(t);
             stop = true;
         } finally {
-            phaser.arriveAndDeregister();
+            alive.decrementAndGet();
         }
     }
 
@@ -311,26 +311,29 @@ public final class StressRun {
      * A software reader beside the faults: read-only shared walks of hot addresses, half of them
      * {@code getLeaf} of one address, half a walk over a whole hot huge region (whose tables the
      * vCPUs keep coalescing), like a dirty-log harvest or a table dump would do. Each entry seen
-     * must be consistent with the backing: a valid leaf maps the backing's PA (no migration can
-     * run during a shared walk: it needs the write lock), an invalid one is empty or LOCKED
-     * (never poison).
+     * must be consistent with the backing: a valid leaf maps the backing's PA (exactly, inside a
+     * walk: a migration needs the write lock; of a generation current at some point of the walk
+     * for getLeaf, checked after it), an invalid one is empty or LOCKED (never poison).
      */
     private void readerLoop(Random rnd) {
         try {
             while (!stop) {
                 if (pause) {
-                    phaser.arriveAndAwaitAdvance();
-                    phaser.arriveAndAwaitAdvance();
+                    parkForCheck();
                     continue;
                 }
                 if (rnd.nextBoolean()) {
                     long ipa = rnd.nextBoolean() ? hotPages[rnd.nextInt(hotPages.length)] : pickAddress(rnd);
+                    int g1 = backing.generation(ipa);
                     dev.ptlab.core.table.Leaf leaf = table.getLeaf(ipa);
-                    readerCheck(ipa, leaf.pte(), leaf.level());
+                    // Checked after the walk, outside the read lock: a migration may have come since.
+                    readerCheck(ipa, leaf.pte(), leaf.level(), g1, backing.generation(ipa));
                 } else {
                     long base = backing.regionBase(rnd.nextInt(2));
                     table.walk(base, blockSize, (ctx, visit) -> {
-                        readerCheck(ctx.addr(), ctx.old(), ctx.level());
+                        // Inside the walk (read lock): no migration can run, the generation is current.
+                        int g = backing.generation(ctx.addr());
+                        readerCheck(ctx.addr(), ctx.old(), ctx.level(), g, g);
                         return Status.OK;
                     }, WalkFlags.LEAF | WalkFlags.SHARED, WalkPolicy.RANGE);
                 }
@@ -340,17 +343,19 @@ public final class StressRun {
             thrown.add(t);
             stop = true;
         } finally {
-            phaser.arriveAndDeregister();
+            alive.decrementAndGet();
         }
     }
 
-    private void readerCheck(long ipa, long pte, int level) {
+    private void readerCheck(long ipa, long pte, int level, int g1, int g2) {
         String bad = null;
         if (Pte.isValid(pte)) {
             long span = cfg.granule.levelSize(level);
             long pa = table.geometry().outputAddress(pte) + (ipa & (span - 1));
-            int g = backing.generation(ipa);
-            if (pa != backing.pa(ipa, g)) bad = "maps PA 0x" + Long.toHexString(pa) + ", backing has 0x" + Long.toHexString(backing.pa(ipa, g));
+            if (!backing.paMatches(ipa, pa, g1, g2)) {
+                bad = "maps PA 0x" + Long.toHexString(pa) + ", backing has 0x" + Long.toHexString(backing.pa(ipa, g2)) + " (generations "
+                        + g1 + ".." + g2 + ")";
+            }
         } else if (Pte.isLocked(pte)) {
             readerLocked.increment();
         } else if (pte != 0) {
@@ -386,9 +391,12 @@ public final class StressRun {
     // ------------------------------------------------------------------------------------------
     // the writer
 
-    private void writerLoop(Random rnd, long deadline) throws Exception {
+    private void writerLoop(Random rnd, long deadline) {
         long ops = 0;
-        while (System.nanoTime() < deadline && !stop) {
+        // The budget, stretched (up to twice) until the run has shown the races it is about: on a
+        // loaded machine the threads may get little CPU time.
+        long hardDeadline = deadline + (deadline - System.nanoTime());
+        while (!stop && (System.nanoTime() < deadline || (System.nanoTime() < hardDeadline && !busyEnough()))) {
             Op op = pickOp(rnd);
             writerOp(op, rnd);
             report.writerOps.merge(op, 1L, Long::sum);
@@ -411,6 +419,11 @@ public final class StressRun {
 
     private int pickRegion(Random rnd) {
         return rnd.nextInt(3) == 0 ? rnd.nextInt(cfg.regions) : hotRegions[rnd.nextInt(hotRegions.length)];
+    }
+
+    /** Whether the run has raced faults, deferred frees and a few quiescent checks to show. */
+    private boolean busyEnough() {
+        return table.counters().raced() > 0 && table.reclaimer().deferred() > 0 && report.quiescentChecks >= 5;
     }
 
     /** A page-granular range: a few pages, a whole region, or a few regions. Returns {start, size}. */
@@ -508,23 +521,45 @@ public final class StressRun {
         }
     }
 
-    /** Parks every vCPU between accesses, checks, lets them go. */
-    private void pauseAndCheck() throws InterruptedException {
-        pause = true;
+    /**
+     * A worker between two accesses (or walks) at the writer's request: counts itself parked and
+     * waits for the writer's release. (A counter and a release number rather than a Phaser: a
+     * party arriving for the next phase while the last arrival is still advancing the current
+     * one makes Phaser throw, which a loaded machine provokes.)
+     */
+    private void parkForCheck() {
+        long r = releases;
+        parked.incrementAndGet();
         try {
-            phaser.awaitAdvanceInterruptibly(phaser.arrive(), 30, TimeUnit.SECONDS);
-        } catch (TimeoutException e) {
-            AssertionError hung = new AssertionError("vCPUs did not park within 30 s (livelock or deadlock)");
-            thrown.add(hung);
-            stop = true;
-            pause = false;
-            return;
+            while (releases == r && !stop) LockSupport.parkNanos(50_000);
+        } finally {
+            parked.decrementAndGet();
+        }
+    }
+
+    /**
+     * Parks every worker between accesses, checks, lets them go. A worker that is slow to leave
+     * the previous park is still counted, which is safe: it reads {@code pause} again after
+     * leaving, and the writer set it before counting.
+     */
+    private void pauseAndCheck() {
+        pause = true;
+        long give = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (parked.get() < alive.get()) {
+            if (System.nanoTime() > give) {
+                thrown.add(new AssertionError("workers did not park within 30 s (livelock or deadlock): " + parked.get() + " of "
+                        + alive.get()));
+                stop = true;
+                pause = false;
+                return;
+            }
+            LockSupport.parkNanos(20_000);
         }
         try {
             quiescentChecks();
         } finally {
             pause = false;
-            phaser.arrive();
+            releases++;
         }
         if (cfg.stopOnFirstFailure && (!thrown.isEmpty() || !report.staleGrants.isEmpty() || !report.tableViolations.isEmpty()
                 || !conflicts.isEmpty())) {
