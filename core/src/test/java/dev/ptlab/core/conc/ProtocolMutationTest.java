@@ -295,11 +295,71 @@ class ProtocolMutationTest {
 
     @Test
     void stressRunDetectsImmediateFreeUnderSharedWalkers() {
-        StressRun.Report r = StressRun.run(new StressRun.Config().seed(Stage2StressTest.seed(0xF4EE)).vcpus(4).budgetMillis(6000)
-                .freeUnlinkedHook(FreeUnlinkedHook.IMMEDIATE).stopOnFirstFailure(true));
+        // Two readers walking the hot huge regions' tables: the free must land while one is inside.
+        StressRun.Report r = StressRun.run(new StressRun.Config().seed(Stage2StressTest.seed(0xF4EE)).vcpus(2).readers(2)
+                .budgetMillis(8000).freeUnlinkedHook(FreeUnlinkedHook.IMMEDIATE).stopOnFirstFailure(true));
         System.out.println("mutation: IMMEDIATE free of unlinked tables\n" + r);
         assertThat(r.failed()).as("use after free detected within the budget: %s", r).isTrue();
         assertThat(r.exceptions).as("as a FrameAccessException").anyMatch(t -> t instanceof FrameAccessException);
+    }
+
+    // ---- the checks must not report a race the protocol handles ----------------------------------
+
+    /**
+     * Regression (VisitContext.trySet in checking mode): a shared update (here relaxPerms adding
+     * execute) reads a block, and before its compare-and-swap another vCPU shrinks the block to a
+     * table (dirty logging: map a page there). The CAS fails and the fault is RACED. The BBM store
+     * check used to compare the new value with the entry's current value (the table) instead of
+     * the value the CAS expects (the block) and threw InvariantViolation for a store that never
+     * happens.
+     */
+    @Test
+    void aSharedUpdateThatLosesToABlockShrinkIsRacedNotABreakBeforeMakeViolation() {
+        Rig r = new Rig(false);
+        r.map(A, M2, P, Prot.R, 0); // one block, not executable
+        long block = r.table.getLeaf(A).pte();
+        MemCache other = new MemCache(r.mem);
+        other.topUp(4);
+        AtomicReference<Status> shrink = new AtomicReference<>();
+        AtomicReference<Throwable> otherThrew = new AtomicReference<>();
+        r.mem.cacheMaintenance().setListener(new dev.ptlab.core.mem.CacheMaintenance.Listener() {
+            @Override
+            public void dcacheCleanInvalPoc(long pa, long size) {}
+
+            @Override
+            public void icacheInvalPou(long pa, long size) {
+                if (shrink.get() != null) return;
+                // Between relaxPerms' read of the block and its CAS: another vCPU's fault maps one page.
+                Thread t = new Thread(() -> {
+                    try {
+                        shrink.set(r.table.map(A + 5 * K4, K4, P + 5 * K4, Prot.R, other, Vcpu.FAULT_FLAGS));
+                    } catch (Throwable e) {
+                        otherThrew.set(e);
+                    }
+                });
+                t.start();
+                try {
+                    t.join();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        });
+
+        Status relax = r.table.relaxPerms(A + K4, Prot.RX, Vcpu.FAULT_FLAGS, r.tlb);
+
+        assertThat(otherThrew.get()).isNull();
+        assertThat(shrink.get()).isEqualTo(Status.OK);
+        assertThat(relax).as("the CAS lost: RACED, and the vCPU re-faults").isEqualTo(Status.RACED);
+        assertThat(r.table.getLeaf(A + 5 * K4).level()).as("the block became a table").isEqualTo(3);
+        assertThat(r.table.geometry().outputAddress(r.table.getLeaf(A + 5 * K4).pte())).isEqualTo(P + 5 * K4);
+        assertThat(r.table.getLeaf(A).pte()).as("the rest of the old block is unmapped").isZero();
+        assertThat(block).isNotZero();
+        r.table.checkRefcounts();
+        r.table.destroy();
+        r.cache.release();
+        other.release();
+        assertThat(r.mem.framesInUse()).isZero();
     }
 
     // ---- (c) a visit context used outside its walk's read section ---------------------------------
