@@ -395,7 +395,7 @@ public final class StressRun {
         long ops = 0;
         // The budget, stretched (up to twice) until the run has shown the races it is about: on a
         // loaded machine the threads may get little CPU time.
-        long hardDeadline = deadline + (deadline - System.nanoTime());
+        long hardDeadline = cfg.stopOnFirstFailure ? deadline : deadline + (deadline - System.nanoTime());
         while (!stop && (System.nanoTime() < deadline || (System.nanoTime() < hardDeadline && !busyEnough()))) {
             Op op = pickOp(rnd);
             writerOp(op, rnd);
