@@ -20,7 +20,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * is written. A reader that sees a writer withdraws and waits, so writers are not starved.
  *
  * <p>Reentrancy: read inside read nests; write inside write nests; read inside write is allowed
- * (the writer excludes everyone anyway). Write inside read would deadlock (there is no upgrade),
+ * (the writer excludes everyone anyway), and if the write lock is released first the read is
+ * announced then, so it keeps excluding writers until its own release (a downgrade). Write inside read would deadlock (there is no upgrade),
  * so it throws {@link IllegalStateException} instead.
  *
  * <p>Waiting spins briefly, then yields, then parks for short intervals: critical sections are
@@ -110,6 +111,13 @@ public final class MmuLock {
             throw new IllegalStateException("writeUnlock by " + Thread.currentThread().getName() + ", which does not hold the write lock");
         }
         if (--writeDepth == 0) {
+            Slot s = mine.get();
+            if (s.depth > 0 && s.underWrite) {
+                // Downgrade: a read taken inside the write lock outlives it. Announce it while
+                // still the writer, so no other writer can get in beside it.
+                s.underWrite = false;
+                s.reading = 1;
+            }
             writer = null;
             writers.unlock();
         }

@@ -343,7 +343,9 @@ public final class VisitContext {
      */
     public boolean trySet(long value) {
         checkActive();
-        if (checking) checkStore(value);
+        // A shared walk's CAS stores only over old(): check that transition. The current value may
+        // already be another walker's (the CAS then fails and nothing is stored).
+        if (checking) checkStore(shared ? old : Frames.getAcquire(frame, index), value);
         if (!shared) {
             Frames.setPlain(frame, index, value);
             old = value;
@@ -365,17 +367,16 @@ public final class VisitContext {
      */
     public void publish(long value) {
         checkActive();
-        if (checking) checkStore(value);
+        if (checking) checkStore(Frames.getAcquire(frame, index), value);
         Frames.setRelease(frame, index, value);
         old = value;
     }
 
     /**
-     * Checking mode: the entry's current value may become {@code value} only if the change is
-     * BBM-exempt (invalid on either side, or only permission/AF/software bits differ).
+     * Checking mode: the entry's value {@code current} may become {@code value} only if the
+     * change is BBM-exempt (invalid on either side, or only permission/AF/software bits differ).
      */
-    private void checkStore(long value) {
-        long current = Frames.getAcquire(frame, index);
+    private void checkStore(long current, long value) {
         if (!BreakBeforeMake.storeAllowed(geometry.stage(), level, current, value)) {
             throw new InvariantViolation("break-before-make violated at 0x" + Long.toHexString(addr & -span) + " level "
                     + level + ": valid 0x" + Long.toHexString(current) + " replaced by valid 0x" + Long.toHexString(value)

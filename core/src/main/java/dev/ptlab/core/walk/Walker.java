@@ -188,16 +188,27 @@ public final class Walker {
                     continue;
                 }
                 Status s = visitEntry(c, frame, gen, tablePa, idx, level, visitor, policy, entryAddr, st, old);
-                if (s != null) return s;
+                if (s != null) return leaveTable(c, tablePa, gen, s);
             } else {
                 Status s = visitEntry(c, frame, gen, tablePa, idx, level, visitor, policy, entryAddr, null, 0);
-                if (s != null) return s;
+                if (s != null) return leaveTable(c, tablePa, gen, s);
             }
             // The slow path may have descended: point the context back at this table.
             c.enterTable(frame, gen, tablePa, level, span);
             idx++;
         }
-        return null;
+        return leaveTable(c, tablePa, gen, null);
+    }
+
+    /**
+     * Checking mode, when the walk leaves a table: the frame is still the live frame it entered.
+     * Each read is checked before it is made, so this catches a free that came after the last
+     * one (during the visit of the last entry, or the re-read after it), which the next read's
+     * check would have caught had there been one.
+     */
+    private static Status leaveTable(VisitContext c, long tablePa, int gen, Status s) {
+        if (c.checking) c.checkFrame(tablePa, gen);
+        return s;
     }
 
     /**
