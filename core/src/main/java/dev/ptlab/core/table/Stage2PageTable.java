@@ -724,9 +724,9 @@ public final class Stage2PageTable extends PageTable {
     }
 
     /**
-     * Adds the read/write rights in {@code prot} to the leaf translating {@code ipa} and sets its
-     * execute field to exactly {@code prot}'s execute rights (so pass the union of the old and
-     * new rights). Then a local TLBI on {@code local}: only the faulting CPU can hold the stale,
+     * Adds the read/write rights in {@code prot} to the leaf translating {@code ipa}; if
+     * {@code prot} has execute rights, sets the execute field to them (else leaves it alone).
+     * Rights are never taken away, which is what makes the local TLBI enough. Then a local TLBI on {@code local}: only the faulting CPU can hold the stale,
      * more restrictive entry that made it fault; other CPUs fault and fix themselves.
      *
      * @param flags walk flags, e.g. {@code SHARED | HANDLE_FAULT} from the fault path
@@ -740,13 +740,17 @@ public final class Stage2PageTable extends PageTable {
         if ((prot.bits() & ~(Prot.R_BIT | Prot.W_BIT | Prot.X_BITS)) != 0) {
             throw PageTableException.invalidArgument("prot", prot, "is invalid for relaxPerms: only r, w and x rights may be given");
         }
-        long set = Stage2Descriptor.xnFor(prot);
+        // Only adds rights, as KVM's relax_perms: without execute rights in prot the execute field
+        // is left alone. (Removing execute here would need a broadcast TLBI, not the local one.)
+        boolean exec = (prot.bits() & Prot.X_BITS) != 0;
+        long set = exec ? Stage2Descriptor.xnFor(prot) : 0;
+        long clear = exec ? Stage2Descriptor.XN_MASK : 0;
         if (prot.readable()) set |= Stage2Descriptor.S2AP_R;
         if (prot.writable()) set |= Stage2Descriptor.S2AP_W;
         long page = geometry.granule().pageSize();
         lockFor(flags);
         try {
-            AttrVisitor v = updateLeafAttrs(ipa & -page, page, set, Stage2Descriptor.XN_MASK, flags);
+            AttrVisitor v = updateLeafAttrs(ipa & -page, page, set, clear, flags);
             if (v.last == Status.OK || v.last == Status.RACED) {
                 tlbi.flushVmidIpaLocal(local, vmid, ipa & -page, v.last == Status.OK ? v.lastLevel : TlbMaintenance.LEVEL_UNKNOWN);
             }

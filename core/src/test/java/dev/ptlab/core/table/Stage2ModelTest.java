@@ -53,7 +53,7 @@ import org.junit.jupiter.api.Test;
  *   <li><b>wrprotect</b> clears W of every leaf overlapping the range, <b>mkyoung</b> sets AF of
  *       the leaf translating the address (NOT_MAPPED if none), <b>testClearYoung</b> reports
  *       whether any overlapping leaf has AF set and with mkold clears it, <b>relaxPerms</b> adds
- *       R/W and sets the exec rights to exactly those given; none of them changes anything
+ *       R/W and, when given exec rights, sets the exec field to them; none of them changes anything
  *       else.</li>
  *   <li><b>split</b> replaces each overlapping block by a subtree translating exactly as the
  *       block did (every attribute kept): down to pages if the cache holds a full split's frames
@@ -375,7 +375,9 @@ class Stage2ModelTest {
             Map.Entry<Long, MLeaf> e = lookup(addr);
             if (e == null) return Status.NOT_MAPPED;
             MLeaf l = e.getValue();
-            int p = (l.perms() | (perms & (R | W))) & ~(PX | UX) | (perms & (PX | UX));
+            // Rights are only added: exec rights, when given, replace the exec field; else it stays.
+            int exec = (perms & (PX | UX)) != 0 ? perms & (PX | UX) : l.perms() & (PX | UX);
+            int p = (l.perms() | (perms & (R | W))) & ~(PX | UX) | exec;
             touchLeaf(e.getKey(), l);
             leaves.put(e.getKey(), l.withPerms(p));
             return Status.OK;

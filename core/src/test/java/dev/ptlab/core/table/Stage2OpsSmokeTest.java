@@ -145,4 +145,20 @@ class Stage2OpsSmokeTest {
         assertThat(mem.framesInUse()).isEqualTo(before - 1);
         t.checkRefcounts();
     }
+
+    @Test
+    void relaxPermsOnlyAddsRightsSoAWriteFaultNeverTakesExecuteAway() {
+        Fixture f = new Fixture(Granule.G4K, 40, 0);
+        f.cache.topUp(4);
+        long a = 0x4000_0000L;
+        f.table.map(a, 0x1000, 0x8000_0000L, Prot.RX, f.cache);
+        assertThat(f.table.relaxPerms(a, Prot.RW)).isEqualTo(Status.OK);
+        long pte = f.table.getLeaf(a).pte();
+        assertThat(dev.ptlab.core.arch.Stage2Descriptor.writable(pte)).isTrue();
+        assertThat(dev.ptlab.core.arch.Stage2Descriptor.isExecutable(pte)).as("exec kept: only a broadcast TLBI could remove it").isTrue();
+        f.table.map(a + 0x1000, 0x1000, 0x8000_1000L, Prot.R, f.cache);
+        assertThat(f.table.relaxPerms(a + 0x1000, Prot.RX)).isEqualTo(Status.OK);
+        assertThat(dev.ptlab.core.arch.Stage2Descriptor.isExecutable(f.table.getLeaf(a + 0x1000).pte())).isTrue();
+        assertThat(dev.ptlab.core.arch.Stage2Descriptor.writable(f.table.getLeaf(a + 0x1000).pte())).isFalse();
+    }
 }
