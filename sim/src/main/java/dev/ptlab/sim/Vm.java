@@ -216,8 +216,6 @@ public final class Vm {
         if (access == Access.EXEC || (perm && Stage2Descriptor.isExecutable(observed))) prot = prot.with(Prot.X_BITS);
         Status s;
         if (perm && faultGranule == size) {
-            // relaxPerms sets the execute field exactly: keep rights the entry already had.
-            if (Stage2Descriptor.writable(observed)) prot = prot.with(Prot.W_BIT);
             s = table.relaxPerms(gpa, prot, faultFlags, vcpu.tlb());
         } else {
             long ipa = gpa & -size;
