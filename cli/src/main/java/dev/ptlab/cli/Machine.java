@@ -803,6 +803,35 @@ final class Machine {
         err.flush();
     }
 
+    /** TLBIs by kind so far: by IPA, range, VMID, local. */
+    private long[] tlbiKinds() {
+        return new long[] {tlbs.ipaFlushes(), tlbs.rangeFlushes(), tlbs.vmidFlushes(), tlbs.localIpaFlushes()};
+    }
+
+    /**
+     * The TLBIs issued since {@code total} and {@code kinds} were taken: "1 range TLBI", "2 TLBIs
+     * by IPA", "3 TLBIs (2 by IPA, 1 range)".
+     */
+    private String tlbisSince(long total, long[] kinds) {
+        long[] now = tlbiKinds();
+        String[] names = {"by IPA", "range", "VMID", "local"};
+        StringBuilder sb = new StringBuilder();
+        int nonZero = 0;
+        int only = -1;
+        for (int i = 0; i < names.length; i++) {
+            append(sb, now[i] - kinds[i], names[i]);
+            if (now[i] != kinds[i]) {
+                nonZero++;
+                only = i;
+            }
+        }
+        long n = tlbs.totalFlushes() - total;
+        if (nonZero == 1 && now[only] - kinds[only] == n) {
+            return only == 0 ? plural(n, "TLBI", "TLBIs") + " by IPA" : n + " " + names[only] + (n == 1 ? " TLBI" : " TLBIs");
+        }
+        return plural(n, "TLBI", "TLBIs") + (sb.length() == 0 ? "" : " (" + sb + ")");
+    }
+
     private static String outcome(long r) {
         return r == Vcpu.EXIT_MMIO ? "mmio exit" : r == Vcpu.EXIT_ADDRESS_SIZE ? "address-size error" : Numbers.hex(r);
     }
@@ -827,6 +856,7 @@ final class Machine {
                 + Numbers.range(slot.gpa(), slot.size()) + ")";
         long updates = table.counters().attrUpdates();
         long tlbis = tlbs.totalFlushes();
+        long[] kinds = tlbiKinds();
         long splits = table.counters().splits();
         long tables = table.counters().tablesInstalled();
         switch (d.action()) {
@@ -836,7 +866,7 @@ final class Machine {
                 long chunk = vm.config().eagerSplitChunk();
                 print(head + ": logging on; write permission removed from "
                         + plural(table.counters().attrUpdates() - updates, "leaf", "leaves") + ", "
-                        + plural(tlbs.totalFlushes() - tlbis, "TLBI", "TLBIs") + "; "
+                        + tlbisSince(tlbis, kinds) + "; "
                         + (chunk == 0 ? "no eager split (write faults split blocks)"
                                 : "eager split in " + Numbers.size(chunk) + " chunks: " + plural(table.counters().splits() - splits,
                                         "block", "blocks") + " split, " + plural(table.counters().tablesInstalled() - tables,
@@ -885,7 +915,7 @@ final class Machine {
             if (total > MAX_DIRTY_RANGES) sb.append(", ... (").append(total - MAX_DIRTY_RANGES).append(" more ranges)");
             sb.append(d.keep() ? "; left writable (keep)" : logging ? "; write-protected again ("
                     + plural(table.counters().attrUpdates() - updates, "leaf", "leaves") + ", "
-                    + plural(tlbs.totalFlushes() - tlbis, "TLBI", "TLBIs") + ")" : "");
+                    + tlbisSince(tlbis, kinds) + ")" : "");
         }
         if (!logging) sb.append(" (logging is off)");
         print(sb.toString());
