@@ -220,9 +220,12 @@ class VmScenarioTest {
                 .endsWith("; expected the tables to fit in table memory (raise mem-size= on the vm line)");
     }
 
+    /** The README shows the example's command, its text and its real output. */
     @Test
-    void exampleFileIsTheOneTheReadmeShows() throws Exception {
+    void readmeShowsTheExampleAndItsOutput() throws Exception {
         String readme = Files.readString(Path.of("../README.md"));
-        assertThat(readme).contains("./ptlab run cli/" + EXAMPLE);
+        assertThat(readme).contains("./ptlab run cli/" + EXAMPLE + "\n");
+        assertThat(readme).contains("```\n" + Files.readString(Path.of(EXAMPLE)) + "```\n");
+        assertThat(readme).contains("```\n" + Cli.run("run", EXAMPLE).out() + "```\n");
     }
 }
