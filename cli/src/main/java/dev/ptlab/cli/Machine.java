@@ -138,7 +138,7 @@ final class Machine {
                 return "a range inside the " + g.iaBits() + "-bit " + addrName() + " space [0, " + Numbers.hex(g.iaLimit()) + ")";
             case ENOMEM:
                 if (c instanceof Step.Split) return "a memory cache with frames for the split (raise frames= or mem-size=)";
-                return "the tables to fit in table memory (raise mem-size= on the " + spec.verb() + " line)";
+                return "the tables to fit in table memory (raise mem-size= on the " + (vm != null ? "vm" : "table") + " line)";
             case EPERM:
                 if (c instanceof Step.IdmapGreedy) {
                     return "ADDR's own page free of mappings with other attributes and of owner annotations";
