@@ -23,7 +23,13 @@ import dev.ptlab.core.table.TableCounters;
 import dev.ptlab.core.walk.Status;
 import dev.ptlab.core.walk.WalkFlags;
 import dev.ptlab.core.walk.WalkPolicy;
+import dev.ptlab.core.hw.FaultType;
+import dev.ptlab.sim.Memslot;
+import dev.ptlab.sim.Vcpu;
+import dev.ptlab.sim.VcpuStats;
+import dev.ptlab.sim.Vm;
 import java.io.PrintWriter;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -51,6 +57,10 @@ final class Machine {
     private HypPageTable hyp;
     private MemCache cache;
     private boolean fwb;
+    /** The VM of a {@code vm} scenario (its stage-2 table is {@link #stage2}), else null. */
+    private Vm vm;
+    /** The VM's memslots by id (creation order). */
+    private final List<Memslot> slots = new ArrayList<>();
 
     private int commands;
     private int passed;
@@ -74,6 +84,21 @@ final class Machine {
                 execute(c);
             } catch (PageTableException e) {
                 throw ScenarioException.at(file, c.line(), c.verb() + " failed: " + e.getMessage(), expectedFor(c, e.errno()));
+            } catch (IllegalArgumentException e) {
+                if (!(c instanceof Step.AddMemslot || c instanceof Step.DirtyLog || c instanceof Step.Table)) {
+                    throw new ScenarioException(file + ":" + c.line() + ": " + c.verb() + " failed: " + e
+                            + "; expected the operation to succeed", e);
+                }
+                // The sim library's argument checks name the argument and the rule.
+                throw ScenarioException.at(file, c.line(), c.verb() + " failed: " + e.getMessage(), vmExpected(c));
+            } catch (IllegalStateException e) {
+                if (!(e.getCause() instanceof PageTableException)) {
+                    throw new ScenarioException(file + ":" + c.line() + ": " + c.verb() + " failed: " + e
+                            + "; expected the operation to succeed", e);
+                }
+                // The VM's abort handler wraps what the table refused (e.g. no table memory left).
+                throw ScenarioException.at(file, c.line(), c.verb() + " failed: " + e.getMessage(),
+                        expectedFor(c, ((PageTableException) e.getCause()).errno()));
             } catch (RuntimeException e) {
                 // A broken invariant or a library bug: still name the line that triggered it.
                 throw new ScenarioException(file + ":" + c.line() + ": " + c.verb() + " failed: " + e
@@ -82,8 +107,16 @@ final class Machine {
             commands++;
         }
         if (table == null) {
-            throw new ScenarioException(file + ": no table line; expected a \"stage2 ...\" or \"hyp ...\" line");
+            throw new ScenarioException(file + ": no table line; expected a \"stage2 ...\", \"hyp ...\" or \"vm ...\" line");
         }
+    }
+
+    private String vmExpected(Step c) {
+        if (c instanceof Step.AddMemslot) {
+            return "GPA, SIZE and HOSTPA aligned to the backing's page size, the slot inside the IPA space and overlapping "
+                    + "no other slot";
+        }
+        return "a configuration the VM accepts";
     }
 
     private String expectedFor(Step c, Errno errno) {
@@ -105,7 +138,7 @@ final class Machine {
                 return "a range inside the " + g.iaBits() + "-bit " + addrName() + " space [0, " + Numbers.hex(g.iaLimit()) + ")";
             case ENOMEM:
                 if (c instanceof Step.Split) return "a memory cache with frames for the split (raise frames= or mem-size=)";
-                return "the tables to fit in table memory (raise mem-size= on the table line)";
+                return "the tables to fit in table memory (raise mem-size= on the " + (vm != null ? "vm" : "table") + " line)";
             case EPERM:
                 if (c instanceof Step.IdmapGreedy) {
                     return "ADDR's own page free of mappings with other attributes and of owner annotations";
@@ -170,6 +203,12 @@ final class Machine {
             coalescePolicy((Step.Coalesce) c);
         } else if (c instanceof Step.Counters) {
             if (out != null) counters(out);
+        } else if (c instanceof Step.AddMemslot) {
+            addMemslot((Step.AddMemslot) c);
+        } else if (c instanceof Step.VcpuAccess) {
+            vcpuAccess((Step.VcpuAccess) c);
+        } else if (c instanceof Step.DirtyLog) {
+            dirtyLog((Step.DirtyLog) c);
         } else {
             throw new IllegalStateException("unhandled command " + c);
         }
@@ -178,6 +217,10 @@ final class Machine {
     private void create(Step.Table t) {
         spec = t;
         Geometry g = t.geometry();
+        if (t.vm() != null) {
+            createVm(t);
+            return;
+        }
         memory = new PhysicalMemory(t.memBase(), t.memSize(), g.granule(), t.checking());
         tlbs = new TlbSystem();
         tlb = new Tlb("cpu0", g.granule());
@@ -194,6 +237,32 @@ final class Machine {
         mmu = new Mmu(g, memory, tlb, table.rootPa(), t.stage2() ? t.vmid() : 0, fwb, false);
         print(header() + "; table memory [" + Numbers.hex(t.memBase()) + ", +" + Numbers.size(t.memSize()) + ")"
                 + (t.checking() ? "; checking on" : ""));
+    }
+
+    /**
+     * A {@code vm} line: the VM, its vCPUs, and the scenario's own cpu0 (TLB and MMU, registered
+     * with the VM's TLB system) on its stage-2 table, which every table command then uses.
+     */
+    private void createVm(Step.Table t) {
+        Geometry g = t.geometry();
+        vm = new Vm(t.vm().config());
+        for (int i = 0; i < t.vm().vcpus(); i++) vm.createVcpu();
+        memory = vm.tableMemory();
+        tlbs = vm.tlbs();
+        tlb = new Tlb("cpu0", g.granule());
+        tlbs.register(tlb);
+        stage2 = vm.table();
+        table = stage2;
+        fwb = stage2.fwb();
+        cache = new MemCache(memory);
+        mmu = new Mmu(g, memory, tlb, table.rootPa(), t.vmid(), fwb, t.vm().config().hardwareAf());
+        int n = t.vm().vcpus();
+        print("vm: " + plural(n, "vCPU", "vCPUs") + " (vcpu0" + (n == 1 ? "" : "..vcpu" + (n - 1)) + "), faults "
+                + t.vm().config().faultLocking() + ", coalesce "
+                + (t.vm().config().coalescePolicy() == CoalescePolicy.INSTALL_FIRST ? "install-first" : "legacy")
+                + ", eager split " + (t.vm().config().eagerSplitChunk() == 0 ? "off" : Numbers.size(t.vm().config().eagerSplitChunk()))
+                + (t.vm().config().hardwareAf() ? ", hardware AF" : "") + "; " + header() + "; table memory ["
+                + Numbers.hex(t.memBase()) + ", +" + Numbers.size(t.memSize()) + ")" + (t.checking() ? "; checking on" : ""));
     }
 
     /** One line describing the table: kind, granule, address size, levels, roots, options. */
@@ -637,9 +706,9 @@ final class Machine {
         TableDump.print(table, header(), fwb, w);
     }
 
-    /** Table frames in use (memory-cache contents excluded). */
+    /** Table frames in use (memory-cache contents excluded, the VM's caches too). */
     long tableFrames() {
-        return memory.framesInUse() - (cache == null ? 0 : cache.size());
+        return memory.framesInUse() - (cache == null ? 0 : cache.size()) - (vm == null ? 0 : vm.cachedFrames());
     }
 
     /** The final line of {@code run}. */
@@ -654,7 +723,202 @@ final class Machine {
         return "summary: " + commands + " commands; expectations " + passed + " passed, " + failed + " failed; table frames "
                 + frames + " (" + Numbers.size(frames * spec.geometry().granule().pageSize()) + "); TLBIs "
                 + tlbs.totalFlushes() + (tl.length() > 0 ? " (" + tl + ")" : "") + "; BBMs "
-                + table.counters().breakBeforeMake() + "; CMOs " + cmoSummary();
+                + table.counters().breakBeforeMake() + "; CMOs " + cmoSummary() + (vm == null ? "" : "; " + vcpuSummary());
+    }
+
+    /** "vCPUs: 9 accesses, 6 stage-2 faults, 2 MMIO exits, 1 address-size error" over every vCPU. */
+    private String vcpuSummary() {
+        long accesses = 0, faults = 0, mmio = 0, addressSize = 0, raced = 0;
+        for (Vcpu v : vm.vcpus()) {
+            VcpuStats st = v.stats();
+            accesses += st.accesses();
+            faults += st.faults();
+            mmio += st.mmioExits();
+            addressSize += st.addressSizeErrors();
+            raced += st.raced();
+        }
+        return "vCPUs: " + plural(accesses, "access", "accesses") + ", " + plural(faults, "stage-2 fault", "stage-2 faults")
+                + (raced == 0 ? "" : " (" + raced + " raced)") + ", " + plural(mmio, "MMIO exit", "MMIO exits") + ", "
+                + plural(addressSize, "address-size error", "address-size errors");
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // VM commands
+
+    private void addMemslot(Step.AddMemslot a) {
+        Memslot m = vm.addMemslot(a.gpa(), a.size(), a.backing(), a.hostPa(), a.readOnly());
+        slots.add(m);
+        if (out == null) return;
+        Geometry g = spec.geometry();
+        long unit = a.backing().size(g.granule());
+        print("memslot " + m.id() + ": " + Numbers.range(m.gpa(), m.size()) + " (" + Numbers.size(m.size()) + ") -> host "
+                + Numbers.hex(m.hostPa()) + ", " + a.backing() + " backing (faults map up to " + Numbers.size(unit)
+                + (unit == g.granule().pageSize() ? " pages" : " blocks") + "), " + (m.readOnly()
+                        ? "read-only (writes exit to the VMM as MMIO)" : "read-write"));
+    }
+
+    private void vcpuAccess(Step.VcpuAccess a) {
+        Vcpu v = vm.vcpus().get(a.vcpu());
+        VcpuStats st = v.stats();
+        long[][] before = faultCounts(st);
+        long raced = st.raced();
+        long spurious = st.spurious();
+        long r = v.access(a.addr(), a.access());
+        check();
+        long[][] after = faultCounts(st);
+        List<String> faults = new ArrayList<>();
+        long n = 0;
+        for (FaultType type : FaultType.values()) {
+            for (int l = Granule.FIRST_LEVEL; l <= Granule.LAST_LEVEL; l++) {
+                long d = after[type.ordinal()][l - Granule.FIRST_LEVEL] - before[type.ordinal()][l - Granule.FIRST_LEVEL];
+                if (d == 0) continue;
+                n += d;
+                faults.add(type.label() + " L" + l + (d == 1 ? "" : " x" + d));
+            }
+        }
+        String got = outcome(r);
+        StringBuilder sb = new StringBuilder("vcpu" + a.vcpu() + " " + a.access().label() + " " + Numbers.hex(a.addr()) + " -> " + got
+                + " (" + (n == 0 ? "no fault" : plural(n, "fault", "faults") + ": " + String.join(", ", faults)));
+        if (st.raced() > raced) sb.append("; ").append(st.raced() - raced).append(" raced");
+        if (st.spurious() > spurious) sb.append("; ").append(st.spurious() - spurious).append(" spurious");
+        sb.append(')');
+        if (a.expected() == null) {
+            print(sb.toString());
+            return;
+        }
+        String wantedOutcome = a.expected() == Step.Outcome.MMIO ? "mmio exit"
+                : a.expected() == Step.Outcome.ADDRESS_SIZE ? "address-size error" : Numbers.hex(a.pa());
+        boolean ok = a.expected() == Step.Outcome.MMIO ? r == Vcpu.EXIT_MMIO
+                : a.expected() == Step.Outcome.ADDRESS_SIZE ? r == Vcpu.EXIT_ADDRESS_SIZE
+                : r == a.pa();
+        String wanted = "vcpu" + a.vcpu() + " " + a.access().label() + " " + Numbers.hex(a.addr()) + " -> " + wantedOutcome;
+        if (ok) {
+            passed++;
+            print(sb + ": ok");
+            return;
+        }
+        failed++;
+        print(sb + ": FAILED, expected -> " + wantedOutcome);
+        err.println(file + ":" + a.line() + ": expected " + wanted + ", got " + got);
+        err.flush();
+    }
+
+    /** TLBIs by kind so far: by IPA, range, VMID, local. */
+    private long[] tlbiKinds() {
+        return new long[] {tlbs.ipaFlushes(), tlbs.rangeFlushes(), tlbs.vmidFlushes(), tlbs.localIpaFlushes()};
+    }
+
+    /**
+     * The TLBIs issued since {@code total} and {@code kinds} were taken: "1 range TLBI", "2 TLBIs
+     * by IPA", "3 TLBIs (2 by IPA, 1 range)".
+     */
+    private String tlbisSince(long total, long[] kinds) {
+        long[] now = tlbiKinds();
+        String[] names = {"by IPA", "range", "VMID", "local"};
+        StringBuilder sb = new StringBuilder();
+        int nonZero = 0;
+        int only = -1;
+        for (int i = 0; i < names.length; i++) {
+            append(sb, now[i] - kinds[i], names[i]);
+            if (now[i] != kinds[i]) {
+                nonZero++;
+                only = i;
+            }
+        }
+        long n = tlbs.totalFlushes() - total;
+        if (nonZero == 1 && now[only] - kinds[only] == n) {
+            return only == 0 ? plural(n, "TLBI", "TLBIs") + " by IPA" : n + " " + names[only] + (n == 1 ? " TLBI" : " TLBIs");
+        }
+        return plural(n, "TLBI", "TLBIs") + (sb.length() == 0 ? "" : " (" + sb + ")");
+    }
+
+    private static String outcome(long r) {
+        return r == Vcpu.EXIT_MMIO ? "mmio exit" : r == Vcpu.EXIT_ADDRESS_SIZE ? "address-size error" : Numbers.hex(r);
+    }
+
+    private static long[][] faultCounts(VcpuStats st) {
+        int levels = Granule.LAST_LEVEL - Granule.FIRST_LEVEL + 1;
+        long[][] c = new long[FaultType.values().length][levels];
+        for (FaultType type : FaultType.values()) {
+            for (int l = Granule.FIRST_LEVEL; l <= Granule.LAST_LEVEL; l++) {
+                c[type.ordinal()][l - Granule.FIRST_LEVEL] = st.faults(type, l);
+            }
+        }
+        return c;
+    }
+
+    /** Most dirty ranges {@code dirty-log get} lists before it only counts the rest. */
+    static final int MAX_DIRTY_RANGES = 16;
+
+    private void dirtyLog(Step.DirtyLog d) {
+        Memslot slot = slots.get(d.slot());
+        String head = "dirty-log " + d.action().name().toLowerCase(java.util.Locale.ROOT) + " slot " + slot.id() + " ("
+                + Numbers.range(slot.gpa(), slot.size()) + ")";
+        long updates = table.counters().attrUpdates();
+        long tlbis = tlbs.totalFlushes();
+        long[] kinds = tlbiKinds();
+        long splits = table.counters().splits();
+        long tables = table.counters().tablesInstalled();
+        switch (d.action()) {
+            case ENABLE: {
+                vm.enableDirtyLogging(slot);
+                check();
+                long chunk = vm.config().eagerSplitChunk();
+                print(head + ": logging on; write permission removed from "
+                        + plural(table.counters().attrUpdates() - updates, "leaf", "leaves") + ", "
+                        + tlbisSince(tlbis, kinds) + "; "
+                        + (chunk == 0 ? "no eager split (write faults split blocks)"
+                                : "eager split in " + Numbers.size(chunk) + " chunks: " + plural(table.counters().splits() - splits,
+                                        "block", "blocks") + " split, " + plural(table.counters().tablesInstalled() - tables,
+                                        "table", "tables") + " installed"));
+                return;
+            }
+            case DISABLE:
+                vm.disableDirtyLogging(slot);
+                check();
+                print(head + ": logging off; later faults map blocks again (coalescing)");
+                return;
+            default:
+                break;
+        }
+        boolean logging = slot.logging();
+        long[] bits = vm.getDirtyLog(slot, !d.keep());
+        check();
+        if (out == null) return;
+        long page = spec.geometry().granule().pageSize();
+        List<String> ranges = new ArrayList<>();
+        long count = 0;
+        long runStart = -1;
+        long runEnd = -1;
+        int listed = 0;
+        int total = 0;
+        for (long i = 0; i <= slot.pages(); i++) {
+            boolean dirty = i < slot.pages() && (bits[(int) (i >>> 6)] & (1L << (i & 63))) != 0;
+            if (dirty) {
+                count++;
+                if (runStart < 0) runStart = i;
+                runEnd = i;
+                continue;
+            }
+            if (runStart < 0) continue;
+            total++;
+            if (listed++ < MAX_DIRTY_RANGES) {
+                ranges.add(Numbers.range(slot.gpa() + runStart * page, (runEnd - runStart + 1) * page));
+            }
+            runStart = -1;
+        }
+        StringBuilder sb = new StringBuilder(head).append(": ");
+        if (count == 0) {
+            sb.append("no dirty pages");
+        } else {
+            sb.append(plural(count, "dirty page", "dirty pages")).append(": ").append(String.join(", ", ranges));
+            if (total > MAX_DIRTY_RANGES) sb.append(", ... (").append(total - MAX_DIRTY_RANGES).append(" more ranges)");
+            sb.append(d.keep() ? "; left writable (keep)" : logging ? "; write-protected again ("
+                    + plural(table.counters().attrUpdates() - updates, "leaf", "leaves") + ", "
+                    + tlbisSince(tlbis, kinds) + ")" : "");
+        }
+        if (!logging) sb.append(" (logging is off)");
+        print(sb.toString());
     }
 
     /** "0", or "2 D-cache (4M), 1 I-cache (2M)": cache-maintenance operations so far, and the bytes they covered. */

@@ -7,6 +7,10 @@ import dev.ptlab.core.hw.Access;
 import dev.ptlab.core.hw.FaultType;
 import dev.ptlab.core.table.CoalescePolicy;
 import dev.ptlab.core.table.Stage2PageTable;
+import dev.ptlab.sim.Backing;
+import dev.ptlab.sim.FaultLocking;
+import dev.ptlab.sim.Vm;
+import dev.ptlab.sim.VmConfig;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -26,15 +30,22 @@ final class ScenarioParser {
     static final int DEFAULT_VA_BITS = 48;
     static final int DEFAULT_VMID = 1;
 
-    static final String COMMANDS = "stage2, hyp, map, unmap, translate, expect, expect-leaf, expect-owner, leaf, dump, "
-            + "wrprotect, tlbi, mkyoung, mkold, young, relax, split, flush, set-owner, idmap-greedy, coalesce-policy, counters";
+    static final String COMMANDS = "stage2, hyp, vm, map, unmap, translate, expect, expect-leaf, expect-owner, leaf, dump, "
+            + "wrprotect, tlbi, mkyoung, mkold, young, relax, split, flush, set-owner, idmap-greedy, coalesce-policy, counters, "
+            + "memslot, vcpu-access, dirty-log";
     private static final String STAGE2_OPTIONS =
             "granule=4k|16k|64k, ipa-bits=N, vmid=N, mem-base=ADDR, mem-size=SIZE, fwb, range-tlbi, idmap, checking";
     private static final String HYP_OPTIONS = "granule=4k|16k|64k, va-bits=N, mem-base=ADDR, mem-size=SIZE, checking";
+    private static final String VM_OPTIONS = "granule=4k|16k|64k, ipa-bits=N, vmid=N, fault-lock=shared|write, "
+            + "coalesce=install-first|legacy, eager-split=SIZE, checking, hardware-af, vcpus=N, mem-size=SIZE";
+    /** Most vCPUs a {@code vm} line may ask for. */
+    static final int MAX_VCPUS = 512;
 
     private final String file;
     private int line;
     private Step.Table table;
+    /** Memslot lines so far: the next memslot's id. */
+    private int memslots;
 
     private ScenarioParser(String file) {
         this.file = file;
@@ -79,6 +90,17 @@ final class ScenarioParser {
         switch (keyword) {
             case "stage2": case "hyp":
                 return parseTable(keyword, t);
+            case "vm":
+                return parseVm(t);
+            case "memslot":
+                requireVm(keyword);
+                return parseMemslot(t);
+            case "vcpu-access":
+                requireVm(keyword);
+                return parseVcpuAccess(t);
+            case "dirty-log":
+                requireVm(keyword);
+                return parseDirtyLog(t);
             case "map": {
                 requireTable(keyword);
                 String a = addrName();
@@ -196,7 +218,16 @@ final class ScenarioParser {
 
     private void requireTable(String keyword) throws ScenarioException {
         if (table == null) {
-            throw error(keyword + " before any table line", "a \"stage2 ...\" or \"hyp ...\" line first");
+            throw error(keyword + " before any table line", "a \"stage2 ...\", \"hyp ...\" or \"vm ...\" line first");
+        }
+    }
+
+    /** Commands that need a VM (memslots, vCPUs, dirty logging), not just a table. */
+    private void requireVm(String keyword) throws ScenarioException {
+        if (table == null) throw error(keyword + " before any vm line", "a \"vm ...\" line first");
+        if (table.vm() == null) {
+            throw error(keyword + " needs a VM and the table (line " + table.line() + ") is a plain " + table.verb() + " table",
+                    "a \"vm ...\" line instead of \"" + table.verb() + " ...\" for it");
         }
     }
 
@@ -264,7 +295,7 @@ final class ScenarioParser {
     private Step parseIdmapGreedy(String[] t) throws ScenarioException {
         String usage = "idmap-greedy ADDR PROT RANGE-START RANGE-END";
         if ((table.flags() & Stage2PageTable.IDMAP) == 0) {
-            throw error("idmap-greedy needs an identity-map table and the stage2 line (line " + table.line()
+            throw error("idmap-greedy needs an identity-map table and the " + table.verb() + " line (line " + table.line()
                     + ") has no idmap option", "\"stage2 ... idmap\"");
         }
         args(t, usage, "ADDR", "PROT", "RANGE-START", "RANGE-END");
@@ -365,11 +396,200 @@ final class ScenarioParser {
         return new Step.Expect(line, addr, access, -1, type, level(t[i + 2], "fault"));
     }
 
-    private Step parseTable(String kind, String[] t) throws ScenarioException {
+    private void requireFirstTable() throws ScenarioException {
         if (table != null) {
-            throw error("a second table line (the " + (table.stage2() ? "stage2" : "hyp") + " table is already defined at line "
+            throw error("a second table line (the " + table.verb() + " table is already defined at line "
                     + table.line() + ")", "one table per scenario");
         }
+    }
+
+    /** {@code vm [options]}: a {@link Vm} whose stage-2 table becomes the scenario's table. */
+    private Step parseVm(String[] t) throws ScenarioException {
+        requireFirstTable();
+        Granule granule = Granule.G4K;
+        int bits = DEFAULT_IPA_BITS;
+        VmConfig config = VmConfig.defaults();
+        int vcpus = 1;
+        Set<String> seen = new HashSet<>();
+        for (int i = 1; i < t.length; i++) {
+            String opt = t[i];
+            int eq = opt.indexOf('=');
+            String key = (eq < 0 ? opt : opt.substring(0, eq)).toLowerCase(Locale.ROOT);
+            String value = eq < 0 ? null : opt.substring(eq + 1);
+            if (!seen.add(key)) throw error("vm option " + key + " is given twice", "each option at most once");
+            switch (key) {
+                case "granule":
+                    try {
+                        granule = Granule.parse(value("vm", key, value, "granule=4k, 16k or 64k"));
+                    } catch (IllegalArgumentException e) {
+                        throw error("granule \"" + value + "\" is not a granule", "granule=4k, 16k or 64k");
+                    }
+                    break;
+                case "ipa-bits":
+                    bits = (int) Math.min(Integer.MAX_VALUE, Numbers.parseNumber(key, value("vm", key, value, "ipa-bits=N")));
+                    break;
+                case "vmid": {
+                    long vm = Numbers.parseNumber("vmid", value("vm", key, value, "vmid=0..65535"));
+                    if (vm > 0xFFFF) throw error("vmid " + vm + " is outside 0..65535", "vmid=0..65535");
+                    config = config.withVmid((int) vm);
+                    break;
+                }
+                case "fault-lock":
+                    try {
+                        config = config.withFaultLocking(FaultLocking.parse(value("vm", key, value, "fault-lock=shared or write")));
+                    } catch (IllegalArgumentException e) {
+                        throw error("fault-lock \"" + value + "\" is unknown", "fault-lock=shared or write");
+                    }
+                    break;
+                case "coalesce":
+                    switch (value("vm", key, value, "coalesce=install-first or legacy").toLowerCase(Locale.ROOT)) {
+                        case "install-first": config = config.withCoalescePolicy(CoalescePolicy.INSTALL_FIRST); break;
+                        case "legacy": case "unmap-first": config = config.withCoalescePolicy(CoalescePolicy.UNMAP_FIRST); break;
+                        default: throw error("coalesce order \"" + value + "\" is unknown", "coalesce=install-first or legacy");
+                    }
+                    break;
+                case "eager-split":
+                    config = config.withEagerSplitChunk(Numbers.parseSize("eager-split", value("vm", key, value, "eager-split=SIZE")));
+                    break;
+                case "checking":
+                    noValue("vm", key, value);
+                    config = config.withChecking(true);
+                    break;
+                case "hardware-af":
+                    noValue("vm", key, value);
+                    config = config.withHardwareAf(true);
+                    break;
+                case "vcpus": {
+                    long n = Numbers.parseNumber("vcpus", value("vm", key, value, "vcpus=N"));
+                    if (n < 1 || n > MAX_VCPUS) throw error("vcpus=" + value + " is outside 1.." + MAX_VCPUS, "vcpus=1.." + MAX_VCPUS);
+                    vcpus = (int) n;
+                    break;
+                }
+                case "mem-size":
+                    config = config.withTableMemory(Numbers.parseSize("mem-size", value("vm", key, value, "mem-size=SIZE")));
+                    break;
+                default:
+                    throw error("unknown vm option \"" + opt + "\"", VM_OPTIONS);
+            }
+        }
+        Geometry geometry;
+        try {
+            geometry = Geometry.stage2(granule, bits);
+        } catch (IllegalArgumentException e) {
+            throw error(e.getMessage(), "ipa-bits=32..52 that the granule can reach");
+        }
+        config = config.withGranule(granule).withIpaBits(bits);
+        long memSize = config.tableMemory();
+        long paLimit = 1L << geometry.paBits();
+        if (memSize == 0 || memSize % granule.pageSize() != 0 || memSize > paLimit - Vm.TABLE_MEMORY_BASE) {
+            throw error("table memory mem-size=" + Numbers.size(memSize) + " is not a non-empty multiple of the "
+                    + granule.label() + " granule inside the " + geometry.paBits() + "-bit physical address space from "
+                    + Numbers.hex(Vm.TABLE_MEMORY_BASE), "mem-size=SIZE, e.g. 256M");
+        }
+        try {
+            // Validates what only the VM knows (the eager split chunk against the granule's block sizes).
+            new Vm(config).destroy();
+        } catch (IllegalArgumentException e) {
+            throw error(e.getMessage(), e.getMessage().startsWith("eager split")
+                    ? "eager-split=0 or a block size of the " + granule.label() + " granule" : "a configuration the VM accepts");
+        }
+        table = new Step.Table(line, geometry, config.vmid(), config.tableFlags(), config.checking(), Vm.TABLE_MEMORY_BASE,
+                memSize, new Step.VmSpec(config, vcpus));
+        return table;
+    }
+
+    private Step parseMemslot(String[] t) throws ScenarioException {
+        String usage = "memslot GPA SIZE BACKING HOSTPA [ro]";
+        if (t.length < 5) throw missing(t, usage, "GPA", "SIZE", "BACKING", "HOSTPA");
+        if (t.length > 6) throw extra(t, 6, usage);
+        long gpa = Numbers.parseNumber("GPA", t[1]);
+        long size = Numbers.parseSize("SIZE", t[2]);
+        Backing backing;
+        try {
+            backing = Backing.parse(t[3]);
+        } catch (IllegalArgumentException e) {
+            throw error("BACKING \"" + t[3] + "\" is not a backing", "page, thp or hugetlb (" + usage + ")");
+        }
+        long hostPa = Numbers.parseNumber("HOSTPA", t[4]);
+        boolean readOnly = false;
+        if (t.length == 6) {
+            if (!t[5].equalsIgnoreCase("ro")) {
+                throw error("unknown memslot flag \"" + t[5] + "\"", "ro (a read-only slot) or nothing (" + usage + ")");
+            }
+            readOnly = true;
+        }
+        memslots++;
+        return new Step.AddMemslot(line, gpa, size, backing, hostPa, readOnly);
+    }
+
+    private Step parseVcpuAccess(String[] t) throws ScenarioException {
+        String usage = "vcpu-access VCPU ADDR read|write|exec [-> PA | -> mmio | -> address-size]";
+        int arrow = 1;
+        while (arrow < t.length && !t[arrow].equals("->")) arrow++;
+        if (arrow < 4) {
+            String[] head = java.util.Arrays.copyOf(t, arrow);
+            throw missing(head, usage, "VCPU", "ADDR", "ACCESS");
+        }
+        if (arrow > 4) throw error("vcpu-access has an extra argument \"" + t[4] + "\"", usage);
+        int vcpu = vcpu(t[1]);
+        long addr = Numbers.parseNumber("ADDR", t[2]);
+        Access access = access(t[3]);
+        if (t.length == 4) return new Step.VcpuAccess(line, vcpu, addr, access, null, 0);
+        if (t.length == 5) throw error("vcpu-access is missing PA, mmio or address-size after \"->\"", usage);
+        if (t.length > 6) throw extra(t, 6, usage);
+        String what = t[5].toLowerCase(Locale.ROOT);
+        if (what.equals("mmio")) return new Step.VcpuAccess(line, vcpu, addr, access, Step.Outcome.MMIO, 0);
+        if (what.equals("address-size")) return new Step.VcpuAccess(line, vcpu, addr, access, Step.Outcome.ADDRESS_SIZE, 0);
+        if (what.isEmpty() || !Character.isDigit(what.charAt(0))) {
+            throw error("vcpu-access has \"" + t[5] + "\" after \"->\"", "a PA, mmio or address-size (" + usage + ")");
+        }
+        return new Step.VcpuAccess(line, vcpu, addr, access, Step.Outcome.PA, Numbers.parseNumber("PA", t[5]));
+    }
+
+    /** {@code 0} or {@code vcpu0}: one of the VM's vCPUs. */
+    private int vcpu(String text) throws ScenarioException {
+        String digits = text.regionMatches(true, 0, "vcpu", 0, 4) ? text.substring(4) : text;
+        long id = Numbers.parseNumber("VCPU", digits);
+        int n = table.vm().vcpus();
+        if (id >= n) {
+            throw error("VCPU " + text + " does not exist (the vm line, line " + table.line() + ", creates " + n
+                    + (n == 1 ? " vCPU: vcpu0)" : " vCPUs: vcpu0..vcpu" + (n - 1) + ")"),
+                    "a vCPU id from 0 to " + (n - 1) + " (vcpus=N on the vm line for more)");
+        }
+        return (int) id;
+    }
+
+    private Step parseDirtyLog(String[] t) throws ScenarioException {
+        String usage = "dirty-log enable|disable|get SLOT [keep]";
+        if (t.length < 3) throw missing(t, usage, "enable|disable|get", "SLOT");
+        Step.DirtyLog.Action action;
+        switch (t[1].toLowerCase(Locale.ROOT)) {
+            case "enable": action = Step.DirtyLog.Action.ENABLE; break;
+            case "disable": action = Step.DirtyLog.Action.DISABLE; break;
+            case "get": action = Step.DirtyLog.Action.GET; break;
+            default: throw error("dirty-log action \"" + t[1] + "\" is unknown", "enable, disable or get (" + usage + ")");
+        }
+        long slot = Numbers.parseNumber("SLOT", t[2]);
+        if (memslots == 0) throw error("dirty-log SLOT " + t[2] + ": no memslot exists yet", "a memslot line before dirty-log");
+        if (slot >= memslots) {
+            throw error("dirty-log SLOT " + t[2] + " is not a memslot (the memslot lines so far create "
+                    + (memslots == 1 ? "slot 0" : "slots 0.." + (memslots - 1)) + ")",
+                    "a memslot id from 0 to " + (memslots - 1) + " (memslot lines number their slots 0, 1, ... in order)");
+        }
+        boolean keep = false;
+        if (t.length > 3) {
+            if (action != Step.DirtyLog.Action.GET || !t[3].equalsIgnoreCase("keep") || t.length > 4) {
+                throw error("dirty-log " + t[1] + " has an extra argument \""
+                        + t[action == Step.DirtyLog.Action.GET && t[3].equalsIgnoreCase("keep") ? 4 : 3] + "\"",
+                        usage + " (keep: only with get)");
+            }
+            keep = true;
+        }
+        return new Step.DirtyLog(line, action, (int) slot, keep);
+    }
+
+    private Step parseTable(String kind, String[] t) throws ScenarioException {
+        requireFirstTable();
         boolean stage2 = kind.equals("stage2");
         String options = stage2 ? STAGE2_OPTIONS : HYP_OPTIONS;
         String bitsKey = stage2 ? "ipa-bits" : "va-bits";

@@ -5,6 +5,8 @@ import dev.ptlab.core.arch.Prot;
 import dev.ptlab.core.hw.Access;
 import dev.ptlab.core.hw.FaultType;
 import dev.ptlab.core.table.CoalescePolicy;
+import dev.ptlab.sim.Backing;
+import dev.ptlab.sim.VmConfig;
 
 /** One parsed scenario line (a command). Every step remembers its line number for messages. */
 sealed interface Step {
@@ -15,16 +17,58 @@ sealed interface Step {
         return getClass().getSimpleName().toLowerCase(java.util.Locale.ROOT);
     }
 
-    /** {@code stage2 ...} or {@code hyp ...}: creates the scenario's one table. */
-    record Table(int line, Geometry geometry, int vmid, int flags, boolean checking, long memBase, long memSize)
+    /**
+     * {@code stage2 ...}, {@code hyp ...} or {@code vm ...}: creates the scenario's one table
+     * ({@code vm}: a VM whose stage-2 table it is; {@code vm == null} otherwise).
+     */
+    record Table(int line, Geometry geometry, int vmid, int flags, boolean checking, long memBase, long memSize, VmSpec vm)
             implements Step {
+        Table(int line, Geometry geometry, int vmid, int flags, boolean checking, long memBase, long memSize) {
+            this(line, geometry, vmid, flags, checking, memBase, memSize, null);
+        }
+
         boolean stage2() {
             return geometry.stage() == dev.ptlab.core.arch.Stage.STAGE2;
         }
 
         @Override
         public String verb() {
-            return stage2() ? "stage2" : "hyp";
+            return vm != null ? "vm" : stage2() ? "stage2" : "hyp";
+        }
+    }
+
+    /** What a {@code vm} line asks for besides the table: the VM's configuration and its vCPUs. */
+    record VmSpec(VmConfig config, int vcpus) {}
+
+    /** {@code memslot GPA SIZE BACKING HOSTPA [ro]}: the VM's next memslot (ids 0, 1, ... in order). */
+    record AddMemslot(int line, long gpa, long size, Backing backing, long hostPa, boolean readOnly) implements Step {
+        @Override
+        public String verb() {
+            return "memslot";
+        }
+    }
+
+    /** What {@code vcpu-access ... -> X} expects: a PA, an MMIO exit or an address-size error. */
+    enum Outcome { PA, MMIO, ADDRESS_SIZE }
+
+    /**
+     * {@code vcpu-access VCPU ADDR ACCESS [-> PA | -> mmio | -> address-size]}: one guest access
+     * through the vCPU's MMU and the VM's abort handler; {@code expected == null}: no expectation.
+     */
+    record VcpuAccess(int line, int vcpu, long addr, Access access, Outcome expected, long pa) implements Step {
+        @Override
+        public String verb() {
+            return "vcpu-access";
+        }
+    }
+
+    /** {@code dirty-log enable|disable|get SLOT [keep]}. */
+    record DirtyLog(int line, Action action, int slot, boolean keep) implements Step {
+        enum Action { ENABLE, DISABLE, GET }
+
+        @Override
+        public String verb() {
+            return "dirty-log";
         }
     }
 

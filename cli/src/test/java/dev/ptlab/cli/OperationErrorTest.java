@@ -27,8 +27,8 @@ class OperationErrorTest {
             assertThat(error("hyp", cmd)).isEqualTo(":2: " + keyword + " is a stage-2 operation and the table (line 1) is hyp; "
                     + "expected a \"stage2 ...\" table line for it");
         }
-        assertThat(error("wrprotect 0 4K")).isEqualTo(":1: wrprotect before any table line; expected a \"stage2 ...\" or "
-                + "\"hyp ...\" line first");
+        assertThat(error("wrprotect 0 4K")).isEqualTo(":1: wrprotect before any table line; expected a \"stage2 ...\", "
+                + "\"hyp ...\" or \"vm ...\" line first");
     }
 
     @Test

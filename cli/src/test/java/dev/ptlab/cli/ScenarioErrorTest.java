@@ -18,9 +18,9 @@ class ScenarioErrorTest {
     @Test
     void unknownCommand() throws Exception {
         assertThat(error("stage2", "# a comment", "mpa 0x40000000 4K 0x80000000 rw"))
-                .isEqualTo(":3: unknown command \"mpa\"; expected one of stage2, hyp, map, unmap, translate, expect, expect-leaf, "
+                .isEqualTo(":3: unknown command \"mpa\"; expected one of stage2, hyp, vm, map, unmap, translate, expect, expect-leaf, "
                         + "expect-owner, leaf, dump, wrprotect, tlbi, mkyoung, mkold, young, relax, split, flush, set-owner, "
-                        + "idmap-greedy, coalesce-policy, counters");
+                        + "idmap-greedy, coalesce-policy, counters, memslot, vcpu-access, dirty-log");
     }
 
     @Test
@@ -72,7 +72,7 @@ class ScenarioErrorTest {
     @Test
     void operationBeforeTable() throws Exception {
         assertThat(error("# no table yet", "map 0x40000000 4K 0x80000000 rw"))
-                .isEqualTo(":2: map before any table line; expected a \"stage2 ...\" or \"hyp ...\" line first");
+                .isEqualTo(":2: map before any table line; expected a \"stage2 ...\", \"hyp ...\" or \"vm ...\" line first");
     }
 
     @Test
@@ -141,6 +141,6 @@ class ScenarioErrorTest {
         String f = Cli.scenario(dir, "empty.txt", "# nothing but a comment", "");
         r = Cli.run("run", f);
         assertThat(r.exit()).isEqualTo(2);
-        assertThat(r.err()).isEqualTo(f + ": no table line; expected a \"stage2 ...\" or \"hyp ...\" line\n");
+        assertThat(r.err()).isEqualTo(f + ": no table line; expected a \"stage2 ...\", \"hyp ...\" or \"vm ...\" line\n");
     }
 }

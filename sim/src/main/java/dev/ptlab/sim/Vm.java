@@ -108,6 +108,16 @@ public final class Vm {
     }
 
     /**
+     * Table-memory frames held in memory caches (every vCPU's and the eager-split cache): in use,
+     * but not part of the table.
+     */
+    public long cachedFrames() {
+        long n = splitCache.size();
+        for (Vcpu v : vcpus) n += v.cache().size();
+        return n;
+    }
+
+    /**
      * Adds a memslot of guest-physical {@code [gpa, gpa + size)} backed by host-physical memory
      * from {@code hostPa}.
      *
