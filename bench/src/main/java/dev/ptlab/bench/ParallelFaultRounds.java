@@ -77,9 +77,10 @@ public final class ParallelFaultRounds {
             w[0].active = true;
             w[1].active = threads == 2;
             start.await();
-            long t0 = System.nanoTime();
             done.await();
-            long t1 = System.nanoTime();
+            // The workers' own clocks: the main thread may be descheduled around the barriers.
+            long t0 = threads == 2 ? Math.min(w[0].t0, w[1].t0) : w[0].t0;
+            long t1 = threads == 2 ? Math.max(w[0].t1, w[1].t1) : w[0].t1;
             out.rate[threads - 1][r / 2] = (double) threads * n / ((t1 - t0) / 1e9);
             long cpu = w[0].cpu + (threads == 2 ? w[1].cpu : 0);
             out.cpu[threads - 1][r / 2] = (double) cpu / ((long) threads * n);
@@ -105,8 +106,8 @@ public final class ParallelFaultRounds {
         final CyclicBarrier done;
         volatile boolean active;
         volatile boolean stop;
-        /** CPU time of the last round (written before the done barrier). */
-        long cpu;
+        /** CPU time, start and end (nanoTime) of the last round (written before the done barrier). */
+        long cpu, t0, t1;
         long sink;
         volatile Throwable failure;
 
@@ -129,6 +130,7 @@ public final class ParallelFaultRounds {
                     if (stop) return;
                     if (active) {
                         long c0 = MX.getCurrentThreadCpuTime();
+                        t0 = System.nanoTime();
                         switch (kind) {
                             case "distinct":
                                 for (int i = 0; i < n; i++) b.distinct(v);
@@ -143,6 +145,7 @@ public final class ParallelFaultRounds {
                                 sink = x;
                             }
                         }
+                        t1 = System.nanoTime();
                         cpu = MX.getCurrentThreadCpuTime() - c0;
                     }
                     done.await();
