@@ -28,10 +28,18 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class Reclaimer {
     private static final long IDLE = Long.MAX_VALUE;
 
-    /** One thread's announcement. */
+    /**
+     * One thread's announcement, written by its owner twice per read section. Padded (64 bytes on
+     * either side of {@code epoch} and {@code depth}) so that two threads' slots, which the
+     * garbage collector may well copy next to each other, never share a cache line. The hot
+     * fields are {@code long}s: HotSpot moves a 4-byte field into the gap after the object header,
+     * before the padding (here that gap takes {@code owner}, which is only read).
+     */
     static final class Slot {
+        long p0, p1, p2, p3, p4, p5, p6, p7;
         volatile long epoch = IDLE;
-        int depth;
+        long depth;
+        long q0, q1, q2, q3, q4, q5, q6, q7;
         final Thread owner = Thread.currentThread();
     }
 

@@ -28,16 +28,22 @@ import java.util.concurrent.locks.ReentrantLock;
  * short, and on a machine with fewer cores than threads spinning alone would starve the holder.
  */
 public final class MmuLock {
-    /** One thread's read state. Padded so that two readers' slots never share a cache line. */
+    /**
+     * One thread's read state, written by its owner on every read lock and unlock. Padded so that
+     * nothing another thread writes shares a cache line with it: 64 bytes of padding on either
+     * side of the three fields. Every field is a {@code long} on purpose: HotSpot lays fields out
+     * by size and, for equal sizes, in declaration order, but moves a 4-byte or smaller field into
+     * the gap right after the 12-byte object header, which would put it before the padding.
+     */
     static final class Slot {
-        long p0, p1, p2, p3, p4, p5, p6;
+        long p0, p1, p2, p3, p4, p5, p6, p7;
         /** 1 while the owner is inside a read section it announced; written by the owner only. */
-        volatile int reading;
+        volatile long reading;
         /** Read nesting depth (owner only). */
-        int depth;
-        /** Whether the outermost read was taken while this thread held the write lock (not announced). */
-        boolean underWrite;
-        long q0, q1, q2, q3, q4, q5, q6;
+        long depth;
+        /** 1 if the outermost read was taken while this thread held the write lock (not announced). */
+        long underWrite;
+        long q0, q1, q2, q3, q4, q5, q6, q7;
     }
 
     private volatile Slot[] slots = new Slot[0];
@@ -61,10 +67,10 @@ public final class MmuLock {
         if (s.depth++ > 0) return;
         Thread me = Thread.currentThread();
         if (writer == me) {
-            s.underWrite = true;
+            s.underWrite = 1;
             return;
         }
-        s.underWrite = false;
+        s.underWrite = 0;
         for (int spins = 0; ; spins++) {
             s.reading = 1;
             if (writer == null) return;
@@ -78,7 +84,7 @@ public final class MmuLock {
     public void readUnlock() {
         Slot s = mine.get();
         if (s.depth <= 0) throw new IllegalStateException("readUnlock by " + Thread.currentThread().getName() + ", which holds no read lock");
-        if (--s.depth == 0 && !s.underWrite) s.reading = 0;
+        if (--s.depth == 0 && s.underWrite == 0) s.reading = 0;
     }
 
     /**

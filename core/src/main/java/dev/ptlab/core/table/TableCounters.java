@@ -7,16 +7,29 @@ import java.util.concurrent.atomic.LongAdder;
  * totals once per walk, so counting costs nothing per entry.
  */
 public final class TableCounters {
-    final LongAdder breakBeforeMake = new LongAdder();
-    final LongAdder leavesInstalled = new LongAdder();
-    final LongAdder leavesRemoved = new LongAdder();
-    final LongAdder tablesInstalled = new LongAdder();
-    final LongAdder tablesFreed = new LongAdder();
-    final LongAdder raced = new LongAdder();
-    final LongAdder coalesced = new LongAdder();
-    final LongAdder invalidWindowSteps = new LongAdder();
-    final LongAdder splits = new LongAdder();
-    final LongAdder attrUpdates = new LongAdder();
+    /**
+     * A {@link LongAdder} whose {@code add(0)} does nothing. A walk adds each of its totals once,
+     * most of them 0 for a fault (one leaf, no BBM, no coalescing, ...); a plain LongAdder still
+     * does a compare-and-swap for 0, so every fault wrote half a dozen cache lines shared by
+     * every thread that faults on the table.
+     */
+    static final class Counter extends LongAdder {
+        @Override
+        public void add(long x) {
+            if (x != 0) super.add(x);
+        }
+    }
+
+    final Counter breakBeforeMake = new Counter();
+    final Counter leavesInstalled = new Counter();
+    final Counter leavesRemoved = new Counter();
+    final Counter tablesInstalled = new Counter();
+    final Counter tablesFreed = new Counter();
+    final Counter raced = new Counter();
+    final Counter coalesced = new Counter();
+    final Counter invalidWindowSteps = new Counter();
+    final Counter splits = new Counter();
+    final Counter attrUpdates = new Counter();
 
     /** Valid or LOCKED entries replaced through break-before-make. */
     public long breakBeforeMake() { return breakBeforeMake.sum(); }
