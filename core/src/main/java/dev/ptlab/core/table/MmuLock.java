@@ -118,10 +118,10 @@ public final class MmuLock {
         }
         if (--writeDepth == 0) {
             Slot s = mine.get();
-            if (s.depth > 0 && s.underWrite) {
+            if (s.depth > 0 && s.underWrite != 0) {
                 // Downgrade: a read taken inside the write lock outlives it. Announce it while
                 // still the writer, so no other writer can get in beside it.
-                s.underWrite = false;
+                s.underWrite = 0;
                 s.reading = 1;
             }
             writer = null;
