@@ -221,9 +221,10 @@ public final class Vm {
         while (size > g.pageSize() && !blockFits(slot, gpa, size)) size = smallerBlock(size);
         // Tables may be needed unless this is a pure permission relaxation.
         if (!perm || (logging && write)) vcpu.cache().topUp(cacheMin);
-        Prot prot = Prot.R;
-        if (!slot.readOnly() && (write || !logging)) prot = prot.with(Prot.W_BIT);
-        if (access == Access.EXEC || (perm && Stage2Descriptor.isExecutable(observed))) prot = prot.with(Prot.X_BITS);
+        // Constants rather than Prot.with: this runs once per fault.
+        boolean w = !slot.readOnly() && (write || !logging);
+        boolean x = access == Access.EXEC || (perm && Stage2Descriptor.isExecutable(observed));
+        Prot prot = w ? (x ? Prot.RWX : Prot.RW) : (x ? Prot.RX : Prot.R);
         Status s;
         if (perm && faultGranule == size) {
             s = table.relaxPerms(gpa, prot, faultFlags, vcpu.tlb());
