@@ -343,12 +343,16 @@ public final class VisitContext {
      */
     public boolean trySet(long value) {
         checkActive();
-        if (checking) checkStore(value);
         if (!shared) {
+            if (checking) checkStore(value);
             Frames.setPlain(frame, index, value);
             old = value;
             return true;
         }
+        // The CAS can store only over old(): old() -> value is the one transition to check. The
+        // entry may hold another walker's value by now; then the CAS fails and nothing is stored
+        // (checking the current value instead reported that lost race as a BBM violation).
+        if (checking) checkStore(old, value);
         long witness = Frames.compareAndExchange(frame, index, old, value);
         if (witness != old) {
             return false;
@@ -375,7 +379,11 @@ public final class VisitContext {
      * BBM-exempt (invalid on either side, or only permission/AF/software bits differ).
      */
     private void checkStore(long value) {
-        long current = Frames.getAcquire(frame, index);
+        checkStore(Frames.getAcquire(frame, index), value);
+    }
+
+    /** {@link #checkStore(long)} for a store that can happen only over {@code current}. */
+    private void checkStore(long current, long value) {
         if (!BreakBeforeMake.storeAllowed(geometry.stage(), level, current, value)) {
             throw new InvariantViolation("break-before-make violated at 0x" + Long.toHexString(addr & -span) + " level "
                     + level + ": valid 0x" + Long.toHexString(current) + " replaced by valid 0x" + Long.toHexString(value)
