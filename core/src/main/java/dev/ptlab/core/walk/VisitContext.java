@@ -343,14 +343,16 @@ public final class VisitContext {
      */
     public boolean trySet(long value) {
         checkActive();
-        // A shared walk's CAS stores only over old(): check that transition. The current value may
-        // already be another walker's (the CAS then fails and nothing is stored).
-        if (checking) checkStore(shared ? old : Frames.getAcquire(frame, index), value);
         if (!shared) {
+            if (checking) checkStore(Frames.getAcquire(frame, index), value);
             Frames.setPlain(frame, index, value);
             old = value;
             return true;
         }
+        // The CAS can store only over old(): old() -> value is the one transition to check. The
+        // entry may hold another walker's value by now; then the CAS fails and nothing is stored
+        // (checking the current value instead reported that lost race as a BBM violation).
+        if (checking) checkStore(old, value);
         long witness = Frames.compareAndExchange(frame, index, old, value);
         if (witness != old) {
             return false;
