@@ -1,34 +1,29 @@
 package dev.ptlab.cli;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
 /**
- * A one-line JSON object built field by field: the few value kinds ptlab prints (strings,
- * numbers, booleans, nested objects), with string escaping. Keys keep their insertion order.
+ * A one-line JSON object built field by field (Jackson does the encoding). Keys keep their
+ * insertion order; 64-bit values that are addresses or descriptors go in as hex strings.
  */
 final class Json {
-    private final StringBuilder sb = new StringBuilder("{");
-    private boolean first = true;
-
-    private Json key(String k) {
-        if (!first) sb.append(',');
-        first = false;
-        quote(sb, k);
-        sb.append(':');
-        return this;
-    }
+    private static final ObjectMapper MAPPER = new ObjectMapper();
+    private final ObjectNode node = MAPPER.createObjectNode();
 
     Json put(String k, String v) {
-        key(k);
-        quote(sb, v);
+        node.put(k, v);
         return this;
     }
 
     Json put(String k, long v) {
-        key(k).sb.append(v);
+        node.put(k, v);
         return this;
     }
 
     Json put(String k, boolean v) {
-        key(k).sb.append(v);
+        node.put(k, v);
         return this;
     }
 
@@ -38,23 +33,16 @@ final class Json {
     }
 
     Json put(String k, Json nested) {
-        key(k).sb.append(nested);
+        node.set(k, nested.node);
         return this;
-    }
-
-    static void quote(StringBuilder sb, String s) {
-        sb.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            if (c == '"' || c == '\\') sb.append('\\').append(c);
-            else if (c < 0x20) sb.append(String.format("\\u%04x", (int) c));
-            else sb.append(c);
-        }
-        sb.append('"');
     }
 
     @Override
     public String toString() {
-        return sb + "}";
+        try {
+            return MAPPER.writeValueAsString(node);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("JSON encoding of " + node + " failed", e);
+        }
     }
 }
