@@ -19,8 +19,9 @@ import picocli.CommandLine.Spec;
         exitCodeOnInvalidInput = Main.EXIT_ERROR,
         exitCodeOnExecutionException = Main.EXIT_ERROR,
         description = {
-            "ARMv8-A translation tables as a hypervisor (KVM/arm64) manages them: build a stage-2 or EL2 "
-                + "stage-1 table from a scenario file, translate through it with a software MMU, dump it, export it as a memory image, time it.",
+            "ARMv8-A translation tables as a hypervisor (KVM/arm64) manages them: simulate a VM's parallel stage-2 "
+                + "faults (the kernel's kvm_page_table_test) and compare policies; build a stage-2 or EL2 stage-1 table from a "
+                + "scenario file, translate through it with a software MMU, dump it, export it as a memory image, time it.",
             ""},
         subcommands = {RunCommand.class, CompareCommand.class, TranslateCommand.class, DumpCommand.class, ExportCommand.class, BenchCommand.class,
             CommandLine.HelpCommand.class},
@@ -37,7 +38,7 @@ public final class Main implements Callable<Integer> {
     /** Without a subcommand: print usage to stderr, usage error. */
     @Override
     public Integer call() {
-        spec.commandLine().getErr().println("ptlab: missing subcommand; expected one of run, translate, dump, export, bench, help");
+        spec.commandLine().getErr().println("ptlab: missing subcommand; expected one of run, compare, translate, dump, export, bench, help");
         spec.commandLine().usage(spec.commandLine().getErr());
         return EXIT_ERROR;
     }

@@ -147,7 +147,7 @@ class SubcommandTest {
         assertThat(r.out()).contains("Usage: ptlab run [-hq] [--builtin-scenario]", "[--memory=SIZE]", "[--vcpus=N] [--workload=NAME] [FILE]");
         r = Cli.run();
         assertThat(r.exit()).isEqualTo(2);
-        assertThat(r.err()).startsWith("ptlab: missing subcommand; expected one of run, translate, dump, export, bench, help");
+        assertThat(r.err()).startsWith("ptlab: missing subcommand; expected one of run, compare, translate, dump, export, bench, help");
         r = Cli.run("frob");
         assertThat(r.exit()).isEqualTo(2);
         r = Cli.run("run", "--bogus");
