@@ -66,16 +66,14 @@ final class ExportCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter stdout = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        String[] problem = new String[1];
-        int exit = ScenarioSource.runThen(file, null, stdout, err, m -> {
+        return ScenarioSource.runThen(file, null, stdout, err, m -> {
             TableImage image;
             try {
                 image = paBits == null ? TableImage.of(m.table(), base) : TableImage.of(m.table(), base, paBits);
             } catch (PageTableException e) {
-                problem[0] = "export: " + e.getMessage() + "; expected " + (e.getMessage().startsWith("pa-bits")
+                throw new ScenarioSource.Refusal("export: " + e.getMessage() + "; expected " + (e.getMessage().startsWith("pa-bits")
                         ? "--pa-bits 32, 36, 40, 42, 44 or 48 (not below a stage-2 table's IPA size), or 52 with 52-bit descriptors"
-                        : "--base PA aligned to the granule (and to a concatenated root's size), with the image below 2^pa-bits");
-                return;
+                        : "--base PA aligned to the granule (and to a concatenated root's size), with the image below 2^pa-bits"));
             }
             try {
                 Files.createDirectories(out);
@@ -86,16 +84,9 @@ final class ExportCommand implements Callable<Integer> {
                 stdout.println("export: " + describe(image) + " -> " + img);
                 stdout.println("registers -> " + regs + ": " + registersLine(image));
             } catch (IOException | SecurityException e) {
-                problem[0] = "export: cannot write to --out " + out + " (" + e + "); expected a writable directory";
+                throw new ScenarioSource.Refusal("export: cannot write to --out " + out + " (" + e + "); expected a writable directory");
             }
         });
-        if (problem[0] != null) {
-            stdout.flush();
-            err.println(problem[0]);
-            err.flush();
-            return Main.EXIT_ERROR;
-        }
-        return exit;
     }
 
     static String describe(TableImage im) {

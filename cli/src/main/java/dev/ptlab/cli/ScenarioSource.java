@@ -30,11 +30,23 @@ final class ScenarioSource {
             after.accept(m);
             out.flush();
             return m.failed() > 0 ? Main.EXIT_FAILED_EXPECTATIONS : Main.EXIT_OK;
-        } catch (ScenarioException e) {
+        } catch (ScenarioException | Refusal e) {
             out.flush();
             err.println(e.getMessage());
             err.flush();
             return Main.EXIT_ERROR;
+        }
+    }
+
+    /**
+     * Thrown by the step after the scenario when an option cannot be applied to the table the
+     * scenario built (e.g. a --base the image cannot start at): one line on stderr, exit code 2.
+     */
+    static final class Refusal extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        Refusal(String message) {
+            super(message, null, false, false);
         }
     }
 

@@ -61,27 +61,19 @@ final class TranslateCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        String[] problem = new String[1];
-        int exit = ScenarioSource.runThen(file, null, out, err, m -> {
+        return ScenarioSource.runThen(file, null, out, err, m -> {
             Mmu mmu;
             try {
                 mmu = paBits == null ? null : m.mmu(paBits);
             } catch (IllegalArgumentException e) {
-                problem[0] = "translate: --pa-bits " + e.getMessage().replaceFirst("^pa-bits: ", "")
-                        + "; expected 32, 36, 40, 42, 44 or 48 up to the table's output format, or 52 with a 52-bit format";
-                return;
+                throw new ScenarioSource.Refusal("translate: --pa-bits " + e.getMessage().replaceFirst("^pa-bits: ", "")
+                        + "; expected 32, 36, 40, 42, 44 or 48 up to the table's output format, or 52 with a 52-bit format");
             }
             for (long a : addresses) {
                 Translation t = mmu == null ? m.translate(a, access) : mmu.translateDetailed(a, access);
                 out.println(json ? json(m.table().geometry(), m.fwb(), t) : m.describe(t));
             }
         });
-        if (problem[0] != null) {
-            err.println(problem[0]);
-            err.flush();
-            return Main.EXIT_ERROR;
-        }
-        return exit;
     }
 
     /** One translation as a one-line JSON object. */
