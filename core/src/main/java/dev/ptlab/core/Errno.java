@@ -2,7 +2,8 @@ package dev.ptlab.core;
 
 /** The kernel errno a ptlab error corresponds to, for people comparing behaviour with KVM. */
 public enum Errno {
-    EPERM(1), ENOMEM(12), EEXIST(17), EINVAL(22), ERANGE(34), EAGAIN(11), E2BIG(7);
+    EPERM(1), ENOMEM(12), EEXIST(17), EINVAL(22), ERANGE(34), EAGAIN(11), E2BIG(7), EFAULT(14), EBUSY(16),
+    EOPNOTSUPP(95);
 
     private final int value;
 

@@ -15,6 +15,20 @@ public final class BreakBeforeMake {
     /** Hyp (EL2 stage-1) bits that may change on a live leaf. */
     public static final long HYP_EXEMPT = HypDescriptor.AP_MASK | HypDescriptor.XN | HypDescriptor.PXN | HypDescriptor.AF
             | Pte.SW_BITS;
+    /**
+     * Process (EL0/EL1 stage-1) bits that may change on a live leaf: the hyp set plus DBM (bit 51,
+     * which Linux uses as the software write bit).
+     */
+    public static final long PROCESS_EXEMPT = HYP_EXEMPT | (1L << 51);
+
+    /** The bits {@link #storeAllowed} lets change on a live leaf of a {@code stage} table. */
+    public static long exemptBits(Stage stage) {
+        switch (stage) {
+            case STAGE2: return STAGE2_EXEMPT;
+            case PROCESS: return PROCESS_EXEMPT;
+            default: return HYP_EXEMPT;
+        }
+    }
 
     /**
      * Whether storing {@code next} over {@code current} at {@code level} is allowed without BBM:
@@ -23,7 +37,7 @@ public final class BreakBeforeMake {
     public static boolean storeAllowed(Stage stage, int level, long current, long next) {
         if (!Pte.isValid(current) || !Pte.isValid(next) || current == next) return true;
         if (Pte.isTable(current, level) || Pte.isTable(next, level)) return false;
-        long exempt = stage == Stage.STAGE2 ? STAGE2_EXEMPT : HYP_EXEMPT;
+        long exempt = exemptBits(stage);
         return ((current ^ next) & ~exempt) == 0;
     }
 }

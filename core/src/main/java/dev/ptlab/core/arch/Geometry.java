@@ -75,6 +75,23 @@ public final class Geometry {
 
     /** EL2 stage-1 geometry for a VA size; the root is always a single table. */
     public static Geometry hyp(Granule g, int vaBits, OutputAddressFormat fmt) {
+        return stage1(Stage.HYP, g, vaBits, fmt);
+    }
+
+    /**
+     * Stage-1 geometry of a host process (EL0/EL1, TTBR0_EL1) for a VA size: the same shape as
+     * {@link #hyp(Granule, int, OutputAddressFormat)}, tagged {@link Stage#PROCESS} so walks count
+     * non-present (swap-style) entries as references on their table.
+     */
+    public static Geometry process(Granule g, int vaBits, OutputAddressFormat fmt) {
+        return stage1(Stage.PROCESS, g, vaBits, fmt);
+    }
+
+    public static Geometry process(Granule g, int vaBits) {
+        return process(g, vaBits, defaultFormat(g, vaBits));
+    }
+
+    private static Geometry stage1(Stage stage, Granule g, int vaBits, OutputAddressFormat fmt) {
         if (g == null) throw new IllegalArgumentException("granule: null");
         if (fmt == null) throw new IllegalArgumentException("oa-format: null");
         fmt.checkGranule(g);
@@ -90,7 +107,7 @@ public final class Geometry {
             throw new IllegalArgumentException("va-bits: " + vaBits + " gives start level " + start
                     + " with the " + g.label() + " granule (must be " + Granule.FIRST_LEVEL + ".." + Granule.LAST_LEVEL + ")");
         }
-        return new Geometry(Stage.HYP, g, vaBits, start, 1, fmt);
+        return new Geometry(stage, g, vaBits, start, 1, fmt);
     }
 
     public static Geometry hyp(Granule g, int vaBits) {

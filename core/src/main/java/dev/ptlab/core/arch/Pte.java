@@ -61,6 +61,23 @@ public final class Pte {
         return isValid(pte);
     }
 
+    /**
+     * Process (EL0/EL1 stage-1) tables: any non-zero entry, valid or not, because a swap-style
+     * entry (swap slot, device-exclusive, ...) stands for a mapping and must keep its table alive.
+     */
+    public static boolean isCountedProcess(long pte) {
+        return pte != 0;
+    }
+
+    /** Whether {@code pte} holds a reference on its containing table in a table of {@code stage}. */
+    public static boolean isCounted(Stage stage, long pte) {
+        switch (stage) {
+            case STAGE2: return isCountedStage2(pte);
+            case PROCESS: return isCountedProcess(pte);
+            default: return isCountedHyp(pte);
+        }
+    }
+
     /** An invalid annotation carrying an owner id (owner 0 is the all-zero entry). */
     public static long ownerAnnotation(int ownerId) {
         if (ownerId < 0 || ownerId > MAX_OWNER_ID) {

@@ -210,7 +210,7 @@ public final class VisitContext {
 
     /** Whether {@code pte} holds a reference on its containing table in this kind of table. */
     public boolean isCounted(long pte) {
-        return stage2 ? Pte.isCountedStage2(pte) : Pte.isCountedHyp(pte);
+        return stage2 ? Pte.isCountedStage2(pte) : Pte.isCounted(geometry.stage(), pte);
     }
 
     /**
@@ -399,7 +399,7 @@ public final class VisitContext {
         checkActive();
         runChanged = 0;
         if (!inRun || shared) return 0;
-        long mask = stage2 ? BreakBeforeMake.STAGE2_EXEMPT : BreakBeforeMake.HYP_EXEMPT;
+        long mask = BreakBeforeMake.exemptBits(geometry.stage());
         if (((set | clear) & ~mask) != 0) {
             throw new IllegalArgumentException("set/clear: 0x" + Long.toHexString(set | clear)
                     + " touches bits that need break-before-make");
