@@ -228,12 +228,31 @@ public final class AddressSpace implements AutoCloseable {
         if (v.sharedMemory() != null) v.sharedMemory().removeUser();
     }
 
-    /** Splits the VMA containing {@code addr} strictly inside it into two at {@code addr}. */
+    /**
+     * Splits the VMA containing {@code addr} strictly inside it into two at {@code addr}. A THP
+     * block across {@code addr} is split to PTEs first (the kernel's vma_adjust_trans_huge), so
+     * no block entry ever spans two VMAs.
+     *
+     * @throws MmException ENOMEM if no table frame is free for that split (no VMA changed)
+     */
     private void splitAt(long addr) {
         Map.Entry<Long, Vma> e = vmas.lowerEntry(addr);
         if (e == null) return;
         Vma v = e.getValue();
         if (v.end() <= addr) return;
+        if (!v.hugetlb()) {
+            try {
+                table.atLeaf(addr, ctx -> {
+                    if (Pte.isValid(ctx.old()) && ctx.level() < Granule.LAST_LEVEL && ctx.entryBase() != addr) {
+                        table.splitBlock(ctx);
+                        stats.add(MmEvent.THP_SPLIT);
+                    }
+                });
+            } catch (PageTableException x) {
+                if (!isOutOfMemory(x)) throw x;
+                throw new MmException(Errno.ENOMEM, addr, "no table frame to split the THP across the new VMA boundary");
+            }
+        }
         Vma lo = v.slice(v.start(), addr, v.prot());
         Vma hi = v.slice(addr, v.end(), v.prot());
         vmas.put(lo.start(), lo);
@@ -473,11 +492,12 @@ public final class AddressSpace implements AutoCloseable {
         checkLive();
         if (access == null) throw new IllegalArgumentException("access: null");
         mmapLock.readLock();
-        FaultResult r = FaultResult.RETRY;
+        FaultResult r = null;
         try {
             r = faults.fault(addr, access);
         } finally {
-            // RETRY: the handler already gave up the mmap lock (to sleep on a folio lock).
+            // RETRY: the handler already gave up the mmap lock (to sleep on a folio lock). An
+            // exception (r still null) comes with the lock held.
             if (r != FaultResult.RETRY) mmapLock.readUnlock();
         }
         return r;
