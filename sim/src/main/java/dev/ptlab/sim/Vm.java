@@ -250,13 +250,13 @@ public final class Vm {
         }
         checkNoOverlap(gpa, size);
         Backing described = first.hugetlb() ? Backing.HUGETLB : first.thp() ? Backing.THP : Backing.PAGE;
-        Memslot m = insert(new Memslot(slots.length, gpa, size, described, -1, mm, hva, readOnly, g.shift()));
+        // Subscribe before the slot is visible to faults, so no host change can fall between.
         if (!notifiers.containsKey(mm)) {
             SlotNotifier n = new SlotNotifier(mm);
             notifiers.put(mm, n);
             mm.notifiers().register(n);
         }
-        return m;
+        return insert(new Memslot(slots.length, gpa, size, described, -1, mm, hva, readOnly, g.shift()));
     }
 
     private void checkGuestRange(long gpa, long size) {
@@ -319,7 +319,8 @@ public final class Vm {
 
     /**
      * Handles a stage-2 fault of {@code vcpu} on {@code gpa}: returns {@link #RESUME} (re-enter
-     * the guest, which retries the access), {@link #EXIT_MMIO} or {@link #EXIT_ADDRESS_SIZE}.
+     * the guest, which retries the access), {@link #EXIT_MMIO}, {@link #EXIT_ADDRESS_SIZE} or
+     * {@link #EXIT_EFAULT}.
      *
      * @param observed the entry the MMU found (the invalid one for a translation fault)
      */
