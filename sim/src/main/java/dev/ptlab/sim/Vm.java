@@ -377,8 +377,12 @@ public final class Vm {
         // either is still in progress when we check under the lock, or has ended and bumped this.
         long seq = mmuInvalidateSeq;
         GupResult gup = vcpu.gup;
+        AddressSpace mm = slot.mm();
+        // The process has exited (its release notifier emptied the slot): as KVM's GUP on a dead
+        // mm, no page. (GUP itself refuses a closed address space with IllegalStateException.)
+        if (mm.closed()) return EXIT_EFAULT;
         try {
-            slot.mm().getUserPage(slot.hva(gpa), write ? Mman.FOLL_WRITE : 0, gup);
+            mm.getUserPage(slot.hva(gpa), write ? Mman.FOLL_WRITE : 0, gup);
         } catch (MmException e) {
             if (e.errno() == Errno.EFAULT) return EXIT_EFAULT;
             throw new IllegalStateException("vcpu" + vcpu.id() + ": GUP of hva 0x" + Long.toHexString(slot.hva(gpa)) + " for gpa 0x"
@@ -685,7 +689,7 @@ public final class Vm {
                 if (flush) tlbs.flushVmidRange(config.vmid(), gs, ge - gs);
             }
         }
-        if (young) notifierYoung.incrementAndGet();
+        if (young && clear) notifierYoung.incrementAndGet();
         return young;
     }
 
@@ -699,7 +703,11 @@ public final class Vm {
         return notifierUnmapped.get();
     }
 
-    /** Aging callbacks (clear-flush, clear, test) that found stage-2 young in their range. */
+    /**
+     * Clearing aging callbacks (clear-flush, clear; not test) that found stage-2 young in their
+     * range; the host ages leaf by leaf, so this counts host pages and THPs the guest had accessed
+     * since the last aging.
+     */
     public long notifierYoung() {
         return notifierYoung.get();
     }
