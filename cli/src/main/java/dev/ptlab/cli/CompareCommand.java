@@ -24,7 +24,8 @@ import picocli.CommandLine.Spec;
             "Runs the kvm_page_table_test simulation (the same options as ptlab run) once for each value of the "
                 + "policy KEY, everything else equal, and prints each phase's metrics in one column per value with the "
                 + "ratio of every value to the first.",
-            "Policies: coalesce=install-first,legacy  eager-split=0,2M,...  fault-lock=shared,write  checking=off,on"},
+            "Policies: coalesce=install-first,legacy  eager-split=0,2M,...  fault-lock=shared,write  checking=off,on  "
+                + "host-memory=process,fixed"},
         footer = {"", "Example: ptlab compare --policy coalesce=install-first,legacy --backing thp --memory 256M --overlap",
             "", "Wall times compare runs in one process on a possibly busy machine: repeat before trusting a small ratio.",
             "", "Exit codes: 0 success, 1 a run failed its own checks (dirty log, leaked frames), 2 bad options."})
@@ -39,7 +40,7 @@ final class CompareCommand implements Callable<Integer> {
     SimulationOptions sim;
 
     @Option(names = "--policy", required = true, paramLabel = "KEY=V1,V2",
-            description = "the policy to vary and its values: coalesce, eager-split, fault-lock or checking")
+            description = "the policy to vary and its values: coalesce, eager-split, fault-lock, checking or host-memory")
     String policy;
 
     @Option(names = "--no-warmup", description = "measure the first runs (by default every configuration runs once unmeasured "
@@ -89,12 +90,12 @@ final class CompareCommand implements Callable<Integer> {
             for (VmConfig c : configs) {
                 PageTableTest.Result r = sim.run(c, current);
                 finished[0]++;
-                ok &= (sim.random() || r.dirtyLogExact()) && r.framesInUseAtEnd == 0;
+                ok &= (sim.random() || r.dirtyLogExact()) && r.memoryReturned();
                 results.add(r);
             }
         }
         out.println("ptlab compare: " + key + " = " + String.join(" vs ", values));
-        out.println("  " + SimulationRun.describe(configs.get(0), options).replaceAll(", " + key.replace("-lock", "s") + " [^,]*", "")
+        out.println("  " + SimulationRun.describe(configs.get(0), options).replaceAll(", " + key.replace("-lock", "s").replace('-', ' ') + " [^,]*", "")
                 + (options.overlap() ? ", overlap" : ""));
         out.println();
         print(out, values, results);
@@ -107,6 +108,7 @@ final class CompareCommand implements Callable<Integer> {
             case "coalesce": o.coalesce = value; break;
             case "eager-split": o.eagerSplit = value; break;
             case "fault-lock": o.faultLock = value; break;
+            case "host-memory": o.hostMemory = value; break;
             case "checking":
                 if (!value.equals("on") && !value.equals("off")) {
                     throw new IllegalArgumentException("--policy: checking=" + value + "; expected on or off");
@@ -114,7 +116,8 @@ final class CompareCommand implements Callable<Integer> {
                 o.checking = value.equals("on");
                 break;
             default:
-                throw new IllegalArgumentException("--policy: " + key + " is not one of coalesce, eager-split, fault-lock, checking");
+                throw new IllegalArgumentException("--policy: " + key + " is not one of coalesce, eager-split, fault-lock, checking, "
+                        + "host-memory");
         }
         return o.config();
     }
@@ -169,6 +172,8 @@ final class CompareCommand implements Callable<Integer> {
             new Metric("wall ms", true, true, p -> p.wallNanos() / 1e6),
             new Metric("faults", false, false, PhaseReport::faults),
             new Metric("raced re-faults", false, false, p -> p.vcpus().raced()),
+            new Metric("seq retries", false, false, p -> p.vcpus().seqRetries()),
+            new Metric("efault exits", false, false, p -> p.vcpus().efaultExits()),
             new Metric("spurious faults", false, false, p -> p.vcpus().spurious()),
             new Metric("bbm", false, false, p -> p.counter("bbm")),
             new Metric("coalesced", false, false, p -> p.counter("coalesced")),
@@ -180,6 +185,8 @@ final class CompareCommand implements Callable<Integer> {
             new Metric("tlbi vmid", false, false, p -> p.counter("tlbi-vmid")),
             new Metric("cmo MiB", false, true, p -> (p.counter("dcache-bytes") + p.counter("icache-bytes")) / 1048576.0),
             new Metric("frames peak", false, false, p -> p.counter("frames-peak")),
+            new Metric("host faults", false, false, p -> p.counter("host-fault")),
+            new Metric("notifier unmapped", false, false, p -> p.counter("notifier-stage2-unmapped")),
             new Metric("fault p99 us", false, true, p -> p.vcpus().latency().getTotalCount() == 0 ? 0
                     : p.vcpus().latency().getValueAtPercentile(99) / 1000.0));
 }

@@ -4,6 +4,7 @@ import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.table.CoalescePolicy;
 import dev.ptlab.sim.Backing;
 import dev.ptlab.sim.FaultLocking;
+import dev.ptlab.sim.HostMemoryModel;
 import dev.ptlab.sim.PageTableTest;
 import dev.ptlab.sim.RandomAccess;
 import dev.ptlab.sim.Vm;
@@ -42,6 +43,11 @@ final class SimulationOptions {
             description = "faults under the MMU read lock as shared walks (shared) or all under the write lock (write) (default: ${DEFAULT-VALUE})")
     String faultLock;
 
+    @Option(names = "--host-memory", paramLabel = "MODEL", defaultValue = "process",
+            description = "guest memory from a host process's anonymous memory, kept coherent by MMU notifiers (process), "
+                    + "or a fixed host-physical range (fixed) (default: ${DEFAULT-VALUE})")
+    String hostMemory;
+
     @Option(names = "--checking", description = "checking mode: use-after-free, BBM, read-section and TLB conflict checks (slower)")
     boolean checking;
 
@@ -71,7 +77,7 @@ final class SimulationOptions {
 
     /** Every option name, to refuse them where they do not apply. */
     static final List<String> NAMES = List.of("--memory", "--vcpus", "--backing", "--granule", "--ipa-bits", "--eager-split",
-            "--coalesce", "--fault-lock", "--checking", "--hardware-af", "--json", "--overlap", "--workload", "--accesses", "--hot",
+            "--coalesce", "--fault-lock", "--host-memory", "--checking", "--hardware-af", "--json", "--overlap", "--workload", "--accesses", "--hot",
             "--seed");
 
     /** Runs the chosen workload, publishing its progress to {@code progress}. */
@@ -103,6 +109,7 @@ final class SimulationOptions {
         c.eagerSplit = eagerSplit;
         c.coalesce = coalesce;
         c.faultLock = faultLock;
+        c.hostMemory = hostMemory;
         c.checking = checking;
         c.hardwareAf = hardwareAf;
         c.json = json;
@@ -133,7 +140,8 @@ final class SimulationOptions {
             default: throw new IllegalArgumentException("--coalesce: " + c.coalesce + " is not one of install-first, legacy");
         }
         VmConfig cfg = VmConfig.defaults().withGranule(g).withIpaBits(c.ipaBits).withEagerSplitChunk(chunk).withCoalescePolicy(policy)
-                .withFaultLocking(FaultLocking.parse(c.faultLock)).withChecking(c.checking).withHardwareAf(c.hardwareAf);
+                .withFaultLocking(FaultLocking.parse(c.faultLock)).withChecking(c.checking).withHardwareAf(c.hardwareAf)
+                .withHostMemory(HostMemoryModel.parse(c.hostMemory));
         // Validates the eager split chunk against the granule's block sizes.
         new Vm(cfg).destroy();
         return cfg;

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ptlab.core.hw.FaultType;
+import dev.ptlab.sim.HostMemoryModel;
 import dev.ptlab.sim.PageTableTest;
 import dev.ptlab.sim.PhaseReport;
 import dev.ptlab.sim.Sizes;
@@ -44,6 +45,7 @@ final class SimulationRun {
                     lat ? micros(h.getValueAtPercentile(50)) : "-", lat ? micros(h.getValueAtPercentile(99)) : "-",
                     lat ? micros(h.getMaxValue()) : "-");
         }
+        printHostSide(out, r);
         out.println();
         long faults = 0;
         for (PhaseReport p : r.phases) faults += p.faults();
@@ -52,7 +54,7 @@ final class SimulationRun {
         if (random) {
             out.println("table at the end: " + r.afterCreate.entries() + " entries (" + r.afterCreate.entriesAt(3) + " pages, "
                     + r.afterCreate.entriesAt(2) + " level-2 blocks)");
-            out.println("table memory after destroy: " + r.framesInUseAtEnd + " frames in use");
+            printMemoryAtEnd(out, c, r);
             return;
         }
         out.println("dirty log: " + r.written.cardinality() + " pages written in update, " + r.logged.cardinality() + " logged"
@@ -60,7 +62,39 @@ final class SimulationRun {
         out.println("adjust: " + (r.adjustDifference == null ? "the table equals the one create built"
                 : r.adjustShapeDifference == null ? "the same mappings as create built; pages only read during update stay write-protected"
                 : "differs from create's table, first " + r.adjustShapeDifference));
+        printMemoryAtEnd(out, c, r);
+    }
+
+    private static void printMemoryAtEnd(PrintWriter out, VmConfig c, PageTableTest.Result r) {
         out.println("table memory after destroy: " + r.framesInUseAtEnd + " frames in use");
+        if (c.hostMemory() == HostMemoryModel.PROCESS) {
+            out.println("host after the process exited: " + r.hostPagesInUseAtEnd + " pages and " + r.hostTableFramesInUseAtEnd
+                    + " page-table frames in use");
+        }
+    }
+
+    /**
+     * The host side, per phase, only what is non-zero (with fixed host memory nothing is): host
+     * faults and pages by kind, MMU-notifier invalidations by event and the stage-2 leaves they
+     * removed, faults retried because an invalidation raced with them, -EFAULT exits.
+     */
+    private static void printHostSide(PrintWriter out, PageTableTest.Result r) {
+        boolean header = false;
+        for (PhaseReport p : r.phases) {
+            StringBuilder line = new StringBuilder();
+            if (p.vcpus().seqRetries() != 0) line.append(", seq-retries ").append(p.vcpus().seqRetries());
+            if (p.vcpus().efaultExits() != 0) line.append(", efault-exits ").append(p.vcpus().efaultExits());
+            for (Map.Entry<String, Long> e : p.counters().entrySet()) {
+                if (PhaseReport.isHostCounter(e.getKey()) && e.getValue() != 0) line.append(", ").append(e.getKey()).append(' ').append(e.getValue());
+            }
+            if (line.length() == 0) continue;
+            if (!header) {
+                out.println();
+                out.println("host side (non-zero counts):");
+                header = true;
+            }
+            out.printf(Locale.ROOT, "  %-12s %s%n", p.name(), line.substring(2));
+        }
     }
 
     private static double vcpuWallSeconds(PageTableTest.Result r) {
@@ -90,6 +124,7 @@ final class SimulationRun {
         cfg.put("eagerSplitChunk", c.eagerSplitChunk());
         cfg.put("checking", c.checking());
         cfg.put("hardwareAf", c.hardwareAf());
+        cfg.put("hostMemory", c.hostMemory().label());
         root.put("wallNanos", wallNanos);
         ArrayNode phases = root.putArray("phases");
         for (PhaseReport p : r.phases) {
@@ -109,6 +144,8 @@ final class SimulationRun {
             n.put("spurious", p.vcpus().spurious());
             n.put("mmioExits", p.vcpus().mmioExits());
             n.put("addressSizeErrors", p.vcpus().addressSizeErrors());
+            n.put("seqRetries", p.vcpus().seqRetries());
+            n.put("efaultExits", p.vcpus().efaultExits());
             for (Map.Entry<String, Long> e : p.counters().entrySet()) n.put(e.getKey(), e.getValue());
             Histogram h = p.vcpus().latency();
             ObjectNode lat = n.putObject("latencyNanos");
@@ -120,6 +157,8 @@ final class SimulationRun {
             }
         }
         root.put("framesInUseAtEnd", r.framesInUseAtEnd);
+        root.put("hostPagesInUseAtEnd", r.hostPagesInUseAtEnd);
+        root.put("hostTableFramesInUseAtEnd", r.hostTableFramesInUseAtEnd);
         if (random) {
             m.writeValue(file.toFile(), root);
             return;

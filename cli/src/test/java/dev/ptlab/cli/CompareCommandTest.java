@@ -41,6 +41,12 @@ class CompareCommandTest {
         assertThat(value(r.out(), "log-enable", "splits", 2)).isEqualTo(4);
         r = Cli.run("compare", "--policy", "checking=off,on", "--memory", "4M", "--vcpus", "1", "--no-warmup");
         assertThat(r.exit()).as(r.err()).isZero();
+        r = Cli.run("compare", "--policy", "host-memory=process,fixed", "--memory", "8M", "--vcpus", "1", "--no-warmup");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).contains("host-memory = process vs fixed").doesNotContain("host memory process");
+        assertThat(value(r.out(), "create", "host faults", 1)).as("one host fault per guest page").isEqualTo(2048);
+        assertThat(value(r.out(), "create", "host faults", 2)).isZero();
+        assertThat(value(r.out(), "create", "faults", 1)).isEqualTo(value(r.out(), "create", "faults", 2));
 
         String[][] bad = {{"--policy", "colour=red,blue"}, {"--policy", "coalesce=legacy"}, {"--policy", "coalesce"},
             {"--policy", "eager-split=0,3M"}, {"--policy", "checking=off,maybe"}, {"--policy", "coalesce=a,b", "--json", "x.json"}};

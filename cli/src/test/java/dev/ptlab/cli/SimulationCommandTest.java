@@ -62,14 +62,35 @@ class SimulationCommandTest {
     }
 
     @Test
+    void processHostMemoryReportsTheHostSideAndFixedHostMemoryDoesNot() throws Exception {
+        Path json = dir.resolve("h.json");
+        Cli.Result p = Cli.run("run", "--memory", "16M", "--backing", "thp", "--vcpus", "1", "--json", json.toString());
+        assertThat(p.exit()).as(p.err()).isZero();
+        assertThat(p.out()).contains("host memory process", "host side (non-zero counts):",
+                "host after the process exited: 0 pages and 0 page-table frames in use");
+        assertThat(p.out()).as("8 guest blocks, 8 host THPs").containsPattern("(?m)^  create +.*host-thp-page 8\\b");
+        JsonNode root = new ObjectMapper().readTree(Files.readString(json));
+        assertThat(root.path("config").path("hostMemory").asText()).isEqualTo("process");
+        assertThat(root.path("phases").get(0).path("host-thp-page").asLong()).isEqualTo(8);
+        assertThat(root.path("phases").get(0).path("seqRetries").asLong()).isZero();
+        assertThat(root.path("hostPagesInUseAtEnd").asLong()).isZero();
+
+        Cli.Result f = Cli.run("run", "--memory", "16M", "--backing", "thp", "--vcpus", "1", "--host-memory", "fixed");
+        assertThat(f.exit()).as(f.err()).isZero();
+        assertThat(f.out()).contains("host memory fixed").doesNotContain("host side", "host after");
+        assertThat(f.out()).containsPattern("(?m)^create +[0-9.]+ +8 +8 +0 ");
+        assertThat(p.out()).containsPattern("(?m)^create +[0-9.]+ +8 +8 +0 ");
+    }
+
+    @Test
     void impossibleConfigurationsGetOneLineAndExitCode2() {
         String[][] cases = {
             {"--memory", "3M", "--backing", "thp"}, {"--memory", "8G", "--ipa-bits", "32"}, {"--granule", "8k"},
             {"--eager-split", "3M"}, {"--coalesce", "sideways"}, {"--fault-lock", "none"}, {"--memory", "lots"},
-            {"--vcpus", "0"}, {"--backing", "zram"}};
+            {"--vcpus", "0"}, {"--backing", "zram"}, {"--host-memory", "swap"}};
         String[] expected = {"memory: 3M is not a positive multiple of the thp backing's page size 2M", "more than the 32-bit IPA space",
             "granule", "eager split chunk", "--coalesce: sideways", "fault locking: none", "--memory \"lots\"", "vcpus: 0",
-            "backing: zram"};
+            "backing: zram", "host memory: swap is not one of process, fixed"};
         for (int i = 0; i < cases.length; i++) {
             String[] args = new String[cases[i].length + 1];
             args[0] = "run";

@@ -9,8 +9,9 @@ import java.util.List;
 
 /**
  * The Linux selftest {@code kvm_page_table_test} (reference kvm-pgtable.md §12.1), simulated: one
- * memslot at the top of guest-physical space, N vCPUs each owning an equal share of its large
- * pages, and the phases
+ * memslot at the top of guest-physical space (backed by a host process's anonymous memory, or a
+ * fixed host range: {@link VmConfig#hostMemory()}), N vCPUs each owning an equal share of its
+ * large pages, and the phases
  * <ol>
  *   <li>{@code create}: each vCPU writes the first bytes of every large page of its share;</li>
  *   <li>{@code log-enable}: dirty logging on (write-protect, range TLBI, eager split if set);</li>
@@ -64,7 +65,7 @@ public final class PageTableTest {
         public int vcpus() { return vcpus; }
     }
 
-    /** Where the slot's host memory starts (aligned for every backing). */
+    /** Where the slot's host memory starts with fixed host memory (aligned for every backing). */
     public static final long HOST_BASE = 1L << 40;
 
     /** What a run produced. */
@@ -83,7 +84,17 @@ public final class PageTableTest {
         public String adjustShapeDifference;
         public TableSnapshot afterCreate;
         public TableSnapshot afterAdjust;
+        /** Stage-2 table frames still in use after the VM was destroyed (0 unless something leaked). */
         public long framesInUseAtEnd;
+        /** Host data pages still allocated after the VM was destroyed and the host process ended (0 with fixed memory). */
+        public long hostPagesInUseAtEnd;
+        /** Host page-table frames still allocated then (0 with fixed memory). */
+        public long hostTableFramesInUseAtEnd;
+
+        /** Whether every stage-2 table frame, host page and host table frame came back at the end. */
+        public boolean memoryReturned() {
+            return framesInUseAtEnd == 0 && hostPagesInUseAtEnd == 0 && hostTableFramesInUseAtEnd == 0;
+        }
 
         public PhaseReport phase(String name) {
             for (PhaseReport p : phases) if (p.name().equals(name)) return p;
@@ -92,6 +103,12 @@ public final class PageTableTest {
 
         public boolean dirtyLogExact() {
             return written.equals(logged);
+        }
+
+        void recordHost(GuestMemory m) {
+            if (m == null) return;
+            hostPagesInUseAtEnd = m.hostPagesInUse();
+            hostTableFramesInUseAtEnd = m.hostTableFramesInUse();
         }
     }
 
@@ -141,8 +158,10 @@ public final class PageTableTest {
         Vm vm = new Vm(config);
         Result r = new Result();
         progress.start(vm, expectedAccesses(config.granule(), o));
+        GuestMemory memory = null;
         try {
-            Memslot slot = vm.addMemslot(base, o.memory, o.backing, HOST_BASE, false);
+            memory = GuestMemory.add(vm, base, o.memory, o.backing);
+            Memslot slot = memory.slot;
             for (int i = 0; i < o.vcpus; i++) vm.createVcpu();
             Granule g = config.granule();
             long page = g.pageSize();
@@ -188,6 +207,8 @@ public final class PageTableTest {
             progress.finish();
             vm.destroy();
             r.framesInUseAtEnd = vm.tableMemory().framesInUse();
+            if (memory != null) memory.close();
+            r.recordHost(memory);
         }
         return r;
     }

@@ -63,8 +63,9 @@ public final class RandomAccess {
         Vm vm = new Vm(config);
         PageTableTest.Result r = new PageTableTest.Result();
         progress.start(vm, o.accesses * o.vcpus);
+        GuestMemory memory = null;
         try {
-            vm.addMemslot(base, o.memory, o.backing, PageTableTest.HOST_BASE, false);
+            memory = GuestMemory.add(vm, base, o.memory, o.backing);
             for (int i = 0; i < o.vcpus; i++) vm.createVcpu();
             Granule g = config.granule();
             long pages = o.memory / g.pageSize();
@@ -85,6 +86,8 @@ public final class RandomAccess {
             progress.finish();
             vm.destroy();
             r.framesInUseAtEnd = vm.tableMemory().framesInUse();
+            if (memory != null) memory.close();
+            r.recordHost(memory);
         }
         return r;
     }

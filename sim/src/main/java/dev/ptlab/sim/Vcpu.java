@@ -7,6 +7,7 @@ import dev.ptlab.core.hw.Mmu;
 import dev.ptlab.core.hw.Tlb;
 import dev.ptlab.core.hw.Translation;
 import dev.ptlab.core.mem.MemCache;
+import dev.ptlab.mm.GupResult;
 
 /**
  * One virtual CPU: its own MMU and TLB walking the VM's stage-2 table as hardware does, and its
@@ -20,6 +21,12 @@ public final class Vcpu {
     public static final long EXIT_MMIO = -1;
     /** {@link #access} result: the IPA is beyond the VM's size; the guest gets an address-size fault. */
     public static final long EXIT_ADDRESS_SIZE = -2;
+    /**
+     * {@link #access} result: the host could not provide the page of an address-space memslot
+     * (GUP failed with EFAULT: the range was unmapped, or a write to a read-only VMA); KVM returns
+     * -EFAULT from KVM_RUN.
+     */
+    public static final long EXIT_EFAULT = -3;
     /** Faults one access may take before the simulator calls it a livelock. */
     static final int MAX_FAULTS_PER_ACCESS = 10_000;
 
@@ -29,6 +36,8 @@ public final class Vcpu {
     private final Mmu mmu;
     private final MemCache cache;
     final VcpuStats stats = new VcpuStats();
+    /** The fault path's GUP result holder, reused by every fault (no allocation per fault). */
+    final GupResult gup = new GupResult();
     /** Accesses since creation (never reset; read racily by progress displays). */
     private long lifetimeAccesses;
 
@@ -53,7 +62,7 @@ public final class Vcpu {
 
     /**
      * One guest access to {@code gpa}: returns the host PA, or {@link #EXIT_MMIO} /
-     * {@link #EXIT_ADDRESS_SIZE}.
+     * {@link #EXIT_ADDRESS_SIZE} / {@link #EXIT_EFAULT}.
      *
      * @throws IllegalStateException if the access keeps faulting (a livelock: a bug)
      */
@@ -81,6 +90,10 @@ public final class Vcpu {
             if (outcome == Vm.EXIT_ADDRESS_SIZE) {
                 stats.addressSizeErrors++;
                 return EXIT_ADDRESS_SIZE;
+            }
+            if (outcome == Vm.EXIT_EFAULT) {
+                stats.efaultExits++;
+                return EXIT_EFAULT;
             }
         }
     }

@@ -23,6 +23,14 @@ public final class VcpuStats {
     long mmioExits;
     /** Accesses beyond the VM's IPA size: an address-size fault injected into the guest. */
     long addressSizeErrors;
+    /**
+     * Faults on an address-space memslot that mapped nothing because an MMU-notifier
+     * invalidation ran (or was still running) since the fault read the invalidation sequence;
+     * the vCPU re-faults (KVM's mmu_invalidate_retry).
+     */
+    long seqRetries;
+    /** Faults whose host page GUP refused (no VMA, or a write to a read-only one): -EFAULT exits to the VMM. */
+    long efaultExits;
     /** Fault-handling latency in nanoseconds (handler entry to return). */
     final Histogram latency = new Histogram(3_600_000_000_000L, 2);
 
@@ -31,6 +39,8 @@ public final class VcpuStats {
     public long spurious() { return spurious; }
     public long mmioExits() { return mmioExits; }
     public long addressSizeErrors() { return addressSizeErrors; }
+    public long seqRetries() { return seqRetries; }
+    public long efaultExits() { return efaultExits; }
 
     public long faults(FaultType type, int level) {
         return faults[type.ordinal()][level + 1];
@@ -52,6 +62,8 @@ public final class VcpuStats {
         spurious += o.spurious;
         mmioExits += o.mmioExits;
         addressSizeErrors += o.addressSizeErrors;
+        seqRetries += o.seqRetries;
+        efaultExits += o.efaultExits;
         latency.add(o.latency);
     }
 
@@ -62,6 +74,8 @@ public final class VcpuStats {
         spurious = 0;
         mmioExits = 0;
         addressSizeErrors = 0;
+        seqRetries = 0;
+        efaultExits = 0;
         latency.reset();
     }
 }

@@ -20,6 +20,7 @@ public final class VmConfig {
     private boolean hardwareAf;
     private long tableMemory = 1L << 30;
     private boolean latency = true;
+    private HostMemoryModel hostMemory = HostMemoryModel.PROCESS;
 
     public static VmConfig defaults() {
         return new VmConfig();
@@ -38,6 +39,7 @@ public final class VmConfig {
         c.hardwareAf = hardwareAf;
         c.tableMemory = tableMemory;
         c.latency = latency;
+        c.hostMemory = hostMemory;
         return c;
     }
 
@@ -55,6 +57,11 @@ public final class VmConfig {
     public long tableMemory() { return tableMemory; }
     /** Whether fault-handling latency is recorded (two clock reads per fault). */
     public boolean latency() { return latency; }
+    /**
+     * Where the workloads' guest memory comes from: a host process's anonymous memory (the
+     * default) or a fixed host-physical range. {@link Vm} itself takes memslots of either kind.
+     */
+    public HostMemoryModel hostMemory() { return hostMemory; }
 
     public VmConfig withGranule(Granule g) {
         if (g == null) throw new IllegalArgumentException("granule: null");
@@ -126,10 +133,18 @@ public final class VmConfig {
         return c;
     }
 
+    public VmConfig withHostMemory(HostMemoryModel m) {
+        if (m == null) throw new IllegalArgumentException("host memory: null");
+        VmConfig c = copy();
+        c.hostMemory = m;
+        return c;
+    }
+
     @Override
     public String toString() {
         return granule.label() + " granule, " + ipaBits + "-bit IPA, faults " + faultLocking + ", coalesce "
                 + coalescePolicy.name().toLowerCase(java.util.Locale.ROOT).replace('_', '-') + ", eager split "
-                + (eagerSplitChunk == 0 ? "off" : "0x" + Long.toHexString(eagerSplitChunk)) + (checking ? ", checking" : "");
+                + (eagerSplitChunk == 0 ? "off" : "0x" + Long.toHexString(eagerSplitChunk)) + ", host memory " + hostMemory
+                + (checking ? ", checking" : "");
     }
 }

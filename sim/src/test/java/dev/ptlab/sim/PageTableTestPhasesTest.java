@@ -6,7 +6,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Stage2Descriptor;
 import dev.ptlab.core.hw.FaultType;
+import dev.ptlab.mm.notify.NotifierEvent;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * The selftest's phases on small VMs with one vCPU (so every count is exact), checked against
@@ -125,6 +128,40 @@ class PageTableTestPhasesTest {
         }
         PageTableTest.Result r = run(c.withGranule(Granule.G16K), 64 * M, Backing.THP, 2);
         assertThat(r.dirtyLogExact()).isTrue();
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = Backing.class, names = {"PAGE", "THP"})
+    void processMemoryGivesTheSameStage2CountsAsAFixedHostRange(Backing b) {
+        // One vCPU, so every count is exact. Faulting through GUP must change nothing stage-2 sees:
+        // the host hands out pages (or 2M THPs, congruent with the IPA) and no notifier fires.
+        long memory = b == Backing.THP ? 64 * M : 8 * M;
+        VmConfig c = VmConfig.defaults().withChecking(true);
+        PageTableTest.Result process = run(c, memory, b, 1);
+        PageTableTest.Result fixed = run(c.withHostMemory(HostMemoryModel.FIXED), memory, b, 1);
+        assertThat(process.phases).hasSameSizeAs(fixed.phases);
+        for (int i = 0; i < fixed.phases.size(); i++) {
+            PhaseReport p = process.phases.get(i), f = fixed.phases.get(i);
+            for (FaultType t : FaultType.values()) assertThat(p.faults(t)).as(p.name() + " " + t.label()).isEqualTo(f.faults(t));
+            for (String k : PhaseReport.Snapshot.TABLE_KEYS) assertThat(p.counter(k)).as(p.name() + " " + k).isEqualTo(f.counter(k));
+            assertThat(p.vcpus().seqRetries()).as(p.name()).isZero();
+            for (NotifierEvent e : NotifierEvent.values()) {
+                assertThat(p.counter("notifier-" + e.name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'))).as(p.name() + " " + e)
+                        .isZero();
+            }
+            for (String k : f.counters().keySet()) if (PhaseReport.isHostCounter(k)) assertThat(f.counter(k)).as("fixed " + k).isZero();
+        }
+        PhaseReport create = process.phase("create");
+        if (b == Backing.THP) {
+            assertThat(create.counter("host-thp-page")).as("one host THP per guest block").isEqualTo(32);
+            assertThat(create.counter("host-anon-page")).isZero();
+        } else {
+            assertThat(create.counter("host-anon-page")).as("one host page per guest page").isEqualTo(2048);
+        }
+        // The same leaves with the same attributes; only the output addresses (bits 47:12) may differ.
+        assertThat(process.afterCreate.differenceFrom(fixed.afterCreate, 0x0000_FFFF_FFFF_F000L)).isNull();
+        assertThat(process.memoryReturned()).as("stage-2 frames, host pages and host table frames all back").isTrue();
+        assertThat(process.hostPagesInUseAtEnd).isZero();
     }
 
     @Test

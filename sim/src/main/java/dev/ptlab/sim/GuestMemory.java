@@ -1,0 +1,84 @@
+package dev.ptlab.sim;
+
+import dev.ptlab.core.arch.Granule;
+import dev.ptlab.mm.AddressSpace;
+import dev.ptlab.mm.Host;
+import dev.ptlab.mm.Mman;
+import dev.ptlab.mm.MmException;
+
+/**
+ * A workload's one memslot and what backs it, as {@link VmConfig#hostMemory()} says: a fixed
+ * host-physical range at {@link PageTableTest#HOST_BASE}, or a host process (a {@link Host} of
+ * the VM's granule with the guest's memory plus some slack, and one address space with the guest
+ * memory mmapped as private anonymous memory: THP backing adds MADV_HUGEPAGE, hugetlb backing
+ * uses MAP_HUGETLB pages of the backing's size). {@link #close()} ends the process after the VM
+ * is destroyed, so every host page and page-table frame can be counted back.
+ */
+final class GuestMemory implements AutoCloseable {
+    /** Process page tables walk a 48-bit virtual address space, Linux's arm64 default. */
+    static final int VA_BITS = 48;
+
+    final Memslot slot;
+    /** Null with fixed host memory. */
+    final Host host;
+    final AddressSpace mm;
+
+    private GuestMemory(Memslot slot, Host host, AddressSpace mm) {
+        this.slot = slot;
+        this.host = host;
+        this.mm = mm;
+    }
+
+    /**
+     * Adds the slot {@code [gpa, gpa + size)} to {@code vm}.
+     *
+     * @throws IllegalArgumentException naming the backing if the host mm cannot provide it
+     */
+    static GuestMemory add(Vm vm, long gpa, long size, Backing backing) {
+        VmConfig c = vm.config();
+        if (c.hostMemory() == HostMemoryModel.FIXED) {
+            return new GuestMemory(vm.addMemslot(gpa, size, backing, PageTableTest.HOST_BASE, false), null, null);
+        }
+        Granule g = c.granule();
+        long unit = backing.size(g);
+        // Slack for what the host itself may hold beyond the guest's pages (a COW copy, a THP
+        // that cannot be split in place); the Host rounds up to its largest folio anyway.
+        Host host = new Host(g, size + Math.max(unit, size / 16), VA_BITS, c.checking());
+        AddressSpace mm = host.newAddressSpace();
+        boolean added = false;
+        try {
+            int flags = Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS;
+            if (backing == Backing.HUGETLB) flags |= Mman.MAP_HUGETLB | Long.numberOfTrailingZeros(unit) << Mman.MAP_HUGE_SHIFT;
+            long hva;
+            try {
+                hva = mm.mmap(0, size, Mman.PROT_READ | Mman.PROT_WRITE, flags);
+                if (backing == Backing.THP) mm.madvise(hva, size, Mman.MADV_HUGEPAGE);
+            } catch (MmException e) {
+                throw new IllegalArgumentException("backing: " + backing + " (" + Sizes.format(unit) + " host pages with the "
+                        + g.label() + " granule) is not available from the host mm (" + e.getMessage()
+                        + "); host memory fixed does not need it");
+            }
+            GuestMemory m = new GuestMemory(vm.addMemslot(gpa, size, mm, hva, false), host, mm);
+            added = true;
+            return m;
+        } finally {
+            if (!added) mm.close();
+        }
+    }
+
+    /** Ends the host process (after the VM is destroyed); nothing with fixed memory. */
+    @Override
+    public void close() {
+        if (mm != null && !mm.closed()) mm.close();
+    }
+
+    /** Host data pages still allocated (0 with fixed memory). */
+    long hostPagesInUse() {
+        return host == null ? 0 : host.memory().pagesInUse();
+    }
+
+    /** Host page-table frames still allocated (0 with fixed memory). */
+    long hostTableFramesInUse() {
+        return host == null ? 0 : host.tableMemory().framesInUse();
+    }
+}

@@ -1,0 +1,38 @@
+package dev.ptlab.sim;
+
+/**
+ * Where a workload's guest memory comes from ({@link PageTableTest}, {@link RandomAccess}).
+ */
+public enum HostMemoryModel {
+    /**
+     * Anonymous memory of a simulated host process ({@code dev.ptlab.mm}): the memslot is a range
+     * of an address space, faults resolve the host page through GUP, and MMU notifiers keep
+     * stage-2 coherent with the host page table (as KVM does).
+     */
+    PROCESS("process"),
+    /**
+     * A fixed, contiguous host-physical range: stage-2 maps {@code hostPa + (gpa - slot start)}
+     * and no host page table exists (the simulator before issue 7; kept for comparison).
+     */
+    FIXED("fixed");
+
+    private final String label;
+
+    HostMemoryModel(String label) {
+        this.label = label;
+    }
+
+    public String label() {
+        return label;
+    }
+
+    public static HostMemoryModel parse(String text) {
+        if (text != null) for (HostMemoryModel m : values()) if (m.label.equalsIgnoreCase(text.trim())) return m;
+        throw new IllegalArgumentException("host memory: " + text + " is not one of process, fixed");
+    }
+
+    @Override
+    public String toString() {
+        return label;
+    }
+}
