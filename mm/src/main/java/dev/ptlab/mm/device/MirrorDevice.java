@@ -6,7 +6,6 @@ import dev.ptlab.mm.AddressSpace;
 import dev.ptlab.mm.Folio;
 import dev.ptlab.mm.GupResult;
 import dev.ptlab.mm.HostMemory;
-import dev.ptlab.mm.HostPte;
 import dev.ptlab.mm.Mman;
 import dev.ptlab.mm.MmException;
 import dev.ptlab.mm.Vma;
@@ -61,7 +60,7 @@ public final class MirrorDevice implements AutoCloseable {
         ATOMIC_FAULT,
         /** Pages this device made device-exclusive and mapped {@link #ATOMIC}. */
         CONVERSION,
-        /** A conversion found an invalidation had raced with it (sequence check) and revalidated or redid it. */
+        /** A conversion found an invalidation had raced with it (sequence check) and started again. */
         CONVERSION_RETRY,
         /** A GUP fault found an invalidation had raced with it and was dropped (the access looks again). */
         FAULT_RETRY,
@@ -71,6 +70,12 @@ public final class MirrorDevice implements AutoCloseable {
         INT_ACCESS,
         /** EXCLUSIVE invalidations this device's own conversions caused, ignored (else it would livelock). */
         OWN_EXCLUSIVE_IGNORED,
+        /**
+         * This device's conversion restored a page that was already device-exclusive (stealing it
+         * from another device): the restore's EXCLUSIVE event, raised on the converting thread,
+         * did not fail the conversion's own sequence check.
+         */
+        STEAL,
         /** Mirror entries dropped by invalidations. */
         PAGE_INVALIDATED,
         /** {@link #ATOMIC} entries dropped by invalidations: atomic access revoked. */
@@ -89,6 +94,8 @@ public final class MirrorDevice implements AutoCloseable {
     private final AtomicLongArray counts = new AtomicLongArray(Counter.values().length);
     private final AtomicLongArray invalidations = new AtomicLongArray(NotifierEvent.values().length);
     private volatile boolean closed;
+    /** Per thread: the page it is converting for this device inside makeDeviceExclusive, or -1. */
+    private final ThreadLocal<long[]> converting = ThreadLocal.withInitial(() -> new long[] {-1});
 
     /** A device access to one page's contents, run under the mutex while the mirror maps the page. */
     @FunctionalInterface
@@ -348,31 +355,23 @@ public final class MirrorDevice implements AutoCloseable {
     /**
      * Makes {@code page} device-exclusive to this device and maps it ATOMIC; runs {@code access}
      * (if any) under the mutex right after mapping, while the folio lock still guarantees
-     * exclusivity.
-     *
-     * <p>nouveau's loop, with one difference. nouveau redoes make_device_exclusive whenever the
-     * sequence check fails. But the check fails whenever that call's GUP restored an existing
-     * device-exclusive entry (another device's, when stealing), since the restore sends an
-     * EXCLUSIVE event with no owner, which this device may not ignore (it is how a CPU access
-     * revokes it). Redoing the conversion would then restore our own new entry, fail again, and
-     * livelock. So after a failed check we keep the folio locked and referenced, start a new
-     * read section and re-read the host entry: while we hold the folio lock, nothing else can
-     * create or restore a device-exclusive entry for it (both need the lock), so if the entry
-     * is still device-exclusive for our folio, in a writable VMA, it is ours and we map it under
-     * the new sequence. Otherwise (zapped, reclaimed, mprotected) we drop the folio and convert
-     * again. Reading the entry with the folio lock held is safe: no mm path holds the mmap lock
-     * or an open invalidation while sleeping on a folio lock.
+     * exclusivity. nouveau's loop: readBegin, make_device_exclusive (folio locked, referenced),
+     * mutex, readRetry; on a lost race unlock and put the folio and start again (the 2025 fix:
+     * keeping the lock across the retry would self-deadlock in the next conversion).
      */
     private void convertPage(long page, PageAccess access) {
         long key = page >>> pageShift;
-        Folio folio = null;
-        try {
-            long seq = 0;
-            for (int tries = 0; ; tries++) {
-                if (folio == null) {
-                    seq = subscription.readBegin();
-                    folio = mm.makeDeviceExclusive(page, this);
-                }
+        long[] mine = converting.get();
+        for (int tries = 0; ; tries++) {
+            long seq = subscription.readBegin();
+            Folio folio;
+            mine[0] = page;
+            try {
+                folio = mm.makeDeviceExclusive(page, this);
+            } finally {
+                mine[0] = -1;
+            }
+            try {
                 // FOLL_SPLIT_PMD made it an order-0 folio; the page's PA is the folio's.
                 long pa = folio.pa();
                 mutex.lock();
@@ -386,49 +385,47 @@ public final class MirrorDevice implements AutoCloseable {
                 } finally {
                     mutex.unlock();
                 }
-                counts.incrementAndGet(Counter.CONVERSION_RETRY.ordinal());
-                if (tries == MAX_TRIES) throw busy(page, "a conversion");
-                seq = subscription.readBegin();
-                if (!stillOurs(page, pa)) {
-                    folio.unlock();
-                    folio.put();
-                    folio = null;
-                }
-            }
-        } finally {
-            if (folio != null) {
+            } finally {
                 folio.unlock();
                 folio.put();
             }
+            counts.incrementAndGet(Counter.CONVERSION_RETRY.ordinal());
+            if (tries == MAX_TRIES) throw busy(page, "a conversion");
         }
-    }
-
-    /** Whether the host still maps {@code page} by a device-exclusive entry for {@code pa} in a writable anonymous VMA. */
-    private boolean stillOurs(long page, long pa) {
-        long pte = mm.pte(page);
-        if (!HostPte.isDeviceExclusive(pte) || HostPte.swapOffset(pte) != pa >>> pageShift) return false;
-        Vma vma = mm.findVma(page);
-        return vma != null && vma.writable() && vma.anonymous();
     }
 
     // ------------------------------------------------------------------------------------------
     // invalidation
 
     /**
-     * The interval invalidator: drops the mirror entries of the range. EXCLUSIVE events this
-     * device's own conversions send are ignored: the conversion keeps the page's PA, and bumping
-     * the sequence for them would fail every conversion's own check (reference A.6).
+     * The interval invalidator: drops the mirror entries of the range and bumps the
+     * subscription's sequence, so a mapping racing with it is not installed. Two events caused
+     * by this device's own conversion leave the sequence alone (else every conversion would fail
+     * its own check and livelock, reference A.6), both because the page keeps its PA:
+     * <ul>
+     * <li>the EXCLUSIVE event with this device as owner (nouveau's filter);
+     * <li>the EXCLUSIVE event with no owner that the conversion's own GUP sends when it restores
+     *     an entry that was already device-exclusive (another device's, when stealing it, or an
+     *     old one of this device's whose mirror entry was lost). Notifier callbacks run on the
+     *     thread that invalidates, so it is recognised as the one this thread raised for the page
+     *     it is converting. nouveau has no such filter: its retry would restore its own new
+     *     entry, fail again, and loop until its timeout. A CPU restore runs on another thread and
+     *     still bumps the sequence.
+     * </ul>
      */
     private boolean invalidate(IntervalSubscription sub, NotifierRange range, long currentSeq) {
         if (range.event() == NotifierEvent.EXCLUSIVE && range.owner() == this) {
             counts.incrementAndGet(Counter.OWN_EXCLUSIVE_IGNORED.ordinal());
             return true;
         }
-        invalidations.incrementAndGet(range.event().ordinal());
+        boolean steal = range.event() == NotifierEvent.EXCLUSIVE && range.owner() == null
+                && converting.get()[0] == range.start() && range.end() - range.start() == pageSize;
+        if (steal) counts.incrementAndGet(Counter.STEAL.ordinal());
+        else invalidations.incrementAndGet(range.event().ordinal());
         long r;
         mutex.lock();
         try {
-            sub.setSeq(currentSeq);
+            if (!steal) sub.setSeq(currentSeq);
             long first = range.start() >>> pageShift;
             long end = (range.end() + pageSize - 1) >>> pageShift;
             r = mirror.removeRange(first, end, ATOMIC);
