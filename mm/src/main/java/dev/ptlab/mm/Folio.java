@@ -17,9 +17,9 @@ import java.lang.invoke.VarHandle;
  * kernel sleeps on a hashed wait queue. It is not owned by a thread: a driver may lock in one
  * call and unlock in another, as with the kernel's folio lock.
  *
- * <p>Contents are kept only once written ({@code null} reads as zeros: a freshly allocated
- * anonymous page is zeroed). Word accesses are atomic, so a device and a CPU thread can add to
- * the same word concurrently.
+ * <p>Contents are kept per page, only once written (an unwritten page reads as zeros: a freshly
+ * allocated anonymous page is zeroed), so a 1 GiB hugetlb folio costs only the pages used. Word
+ * accesses are atomic, so a device and a CPU thread can add to the same word concurrently.
  */
 public final class Folio {
     public static final int LOCKED = 1;
@@ -54,7 +54,10 @@ public final class Folio {
     private volatile int flags;
     private volatile int refcount;
     private volatile int mapcount;
-    private long[] data;
+    private final int pageShift;
+    private final long pageMask;
+    /** Per page, its words once written ({@code null} reads as zeros), so a huge folio costs only what was written. */
+    private final long[][] data;
 
     Folio(HostMemory memory, long pa, int order, int flags) {
         this.memory = memory;
@@ -62,6 +65,9 @@ public final class Folio {
         this.order = order;
         this.flags = flags;
         this.refcount = 1;
+        this.pageShift = Long.numberOfTrailingZeros(memory.pageSize());
+        this.pageMask = memory.pageSize() - 1;
+        this.data = new long[1 << order][];
     }
 
     public HostMemory memory() { return memory; }
@@ -138,6 +144,18 @@ public final class Folio {
         mapcount = maps;
     }
 
+    /**
+     * Adds {@code n} references and {@code n} map counts at once: a block entry mapping this
+     * folio was replaced by {@code n + 1} page entries (a PMD split), each holding one of each.
+     * The caller holds the page-table lock and the block's own reference keeps the folio alive.
+     */
+    void addMappings(int n) {
+        if (n < 0) throw new IllegalArgumentException("n: " + n + " is negative");
+        int r = (int) REFS.getAndAdd(this, n);
+        if (r <= 0) throw new IllegalStateException("folio 0x" + Long.toHexString(pa) + ": mappings added to a free folio");
+        MAPS.getAndAdd(this, n);
+    }
+
     // ---- the folio lock ----
 
     public boolean tryLock() {
@@ -207,38 +225,49 @@ public final class Folio {
 
     // ---- contents ----
 
-    private long[] words() {
-        long[] d = data;
-        if (d == null) {
+    /** The words of page {@code index}, allocated on first write. */
+    private long[] words(int index) {
+        long[][] d = data;
+        long[] w = d[index];
+        if (w == null) {
             synchronized (this) {
-                d = data;
-                if (d == null) data = d = new long[(int) (size() >>> 3)];
+                w = data[index];
+                if (w == null) data[index] = w = new long[(int) (memory.pageSize() >>> 3)];
             }
         }
-        return d;
+        return w;
     }
 
-    private int wordIndex(long offset) {
+    private void checkOffset(long offset) {
         if (offset < 0 || offset >= size()) {
             throw new IllegalArgumentException("offset: 0x" + Long.toHexString(offset) + " is outside the folio (size 0x"
                     + Long.toHexString(size()) + ")");
         }
-        return (int) (offset >>> 3);
+    }
+
+    private int pageIndex(long offset) {
+        return (int) (offset >>> pageShift);
+    }
+
+    private int wordIndex(long offset) {
+        return (int) ((offset & pageMask) >>> 3);
     }
 
     /** The 64-bit word at byte {@code offset} (rounded down to 8). */
     public long readLong(long offset) {
-        int i = wordIndex(offset);
-        long[] d = data;
-        return d == null ? 0 : (long) DATA.getVolatile(d, i);
+        checkOffset(offset);
+        long[] w = data[pageIndex(offset)];
+        return w == null ? 0 : (long) DATA.getVolatile(w, wordIndex(offset));
     }
 
     public void writeLong(long offset, long value) {
-        DATA.setVolatile(words(), wordIndex(offset), value);
+        checkOffset(offset);
+        DATA.setVolatile(words(pageIndex(offset)), wordIndex(offset), value);
     }
 
     public long getAndAddLong(long offset, long delta) {
-        return (long) DATA.getAndAdd(words(), wordIndex(offset), delta);
+        checkOffset(offset);
+        return (long) DATA.getAndAdd(words(pageIndex(offset)), wordIndex(offset), delta);
     }
 
     /** The 32-bit int at byte {@code offset} (4-aligned; little-endian within the word). */
@@ -257,7 +286,8 @@ public final class Folio {
     }
 
     private int updateInt(long offset, int v, boolean add) {
-        long[] d = words();
+        checkOffset(offset);
+        long[] d = words(pageIndex(offset));
         int i = wordIndex(offset);
         int shift = (int) (offset & 4) << 3;
         long mask = 0xFFFF_FFFFL << shift;
@@ -273,26 +303,36 @@ public final class Folio {
     /** Copies {@code src}'s contents into this folio (same size; the COW copy). */
     public void copyFrom(Folio src) {
         if (src.size() != size()) throw new IllegalArgumentException("src: size 0x" + Long.toHexString(src.size()) + " differs");
-        long[] s = src.data;
-        if (s == null) {
-            data = null;
-        } else {
-            data = s.clone();
-        }
+        for (int i = 0; i < data.length; i++) data[i] = src.pageWords(i);
     }
 
-    /** Contents of page {@code index}, or null if it was never written (used when splitting and swapping). */
+    /**
+     * Copies page {@code srcPage} of {@code src} into this order-0 folio (the COW copy of one page
+     * of a PTE-mapped large folio).
+     */
+    public void copyPageFrom(Folio src, int srcPage) {
+        if (order != 0) throw new IllegalStateException("folio 0x" + Long.toHexString(pa) + " is not order 0");
+        if (srcPage < 0 || srcPage >= src.pages()) {
+            throw new IllegalArgumentException("srcPage: " + srcPage + " is outside 0.." + (src.pages() - 1));
+        }
+        data[0] = src.pageWords(srcPage);
+    }
+
+    /**
+     * A copy of the contents of page {@code index}, or null if it was never written (used when
+     * copying, splitting and swapping).
+     */
     long[] pageWords(int index) {
-        long[] d = data;
-        if (d == null) return null;
-        int per = (int) (memory.pageSize() >>> 3);
-        long[] out = new long[per];
-        System.arraycopy(d, index * per, out, 0, per);
+        long[] w = data[index];
+        if (w == null) return null;
+        long[] out = new long[w.length];
+        for (int i = 0; i < w.length; i++) out[i] = (long) DATA.getVolatile(w, i);
         return out;
     }
 
-    void setWords(long[] words) {
-        data = words;
+    /** Replaces the contents of page {@code index} (null: zeros); the caller owns {@code words}. */
+    void setPageWords(int index, long[] words) {
+        data[index] = words;
     }
 
     @Override

@@ -144,7 +144,7 @@ public final class HostMemory {
         for (int i = 0; i < n; i++) {
             Folio f = new Folio(this, large.pa() + ((long) i << pageShift), 0, flags | (large.isLocked() ? Folio.LOCKED : 0));
             f.setCounts(refsEach, mapsEach);
-            f.setWords(large.pageWords(i));
+            f.setPageWords(0, large.pageWords(i));
             folios[(int) pfn + i] = f;
             out[i] = f;
         }

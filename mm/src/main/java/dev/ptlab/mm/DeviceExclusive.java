@@ -1,0 +1,143 @@
+package dev.ptlab.mm;
+
+import dev.ptlab.core.Errno;
+import dev.ptlab.core.arch.Granule;
+import dev.ptlab.core.arch.Pte;
+import dev.ptlab.mm.notify.NotifierEvent;
+import dev.ptlab.mm.notify.NotifierRange;
+
+/**
+ * Device-exclusive entries, 6.15 design (reference A.4, A.5): conversion of one page and the
+ * restore a CPU fault (or GUP) performs.
+ *
+ * <p>The entry keeps the mapping's map count and reference: conversion and restore change no
+ * count. Exclusivity lasts while the driver holds the folio lock it got back from
+ * {@link #make}; after it unlocks, any CPU access may restore the entry, telling the device
+ * through an EXCLUSIVE notifier with no owner.
+ */
+final class DeviceExclusive {
+    private DeviceExclusive() {}
+
+    /**
+     * The present entry a device-exclusive entry is restored to (restore_exclusive_pte, 6.15):
+     * old (AF clear), the VMA's base protection, writable only if the VMA is (the folio is
+     * exclusively ours: an anonymous order-0 folio mapped once), dirty only if the folio is,
+     * soft-dirty carried over.
+     */
+    static long restoredEntry(AddressSpace mm, Vma vma, Folio folio, long devx) {
+        long pte = HostPte.present(mm.geometry, folio.pa(), Granule.LAST_LEVEL, vma.prot() != Mman.PROT_NONE, vma.writable(),
+                vma.executable(), false, folio.isDirty());
+        if (HostPte.isSoftDirty(devx)) pte |= HostPte.SOFT_DIRTY;
+        return pte;
+    }
+
+    /**
+     * make_device_exclusive, steps 1-7 of reference A.4 (6.15).
+     */
+    static Folio make(AddressSpace mm, long addr, Object owner) {
+        ProcessPageTable table = mm.table;
+        GupResult gup = new GupResult();
+        mm.mmapLock.readLock();
+        try {
+            while (true) {
+                // 1. GUP for write: COW is broken first, so the page is exclusively ours; a PMD-mapped
+                //    THP is remapped by PTEs (and its folio split where possible).
+                mm.faults.gup(addr, Mman.FOLL_WRITE | Mman.FOLL_SPLIT_PMD, gup);
+                Folio folio = gup.folio;
+                if (!folio.isAnon() || folio.isHugetlb()) {
+                    folio.put();
+                    throw new MmException(Errno.EOPNOTSUPP, addr, "device-exclusive needs anonymous non-hugetlb memory, not " + folio);
+                }
+                if (folio.isLarge()) {
+                    folio.put();
+                    throw new MmException(Errno.EBUSY, addr, "the THP " + folio + " is shared or pinned and could not be split");
+                }
+                // 2. Sleeps until the folio is ours (the kernel's folio_lock_killable); the driver
+                //    holds the mmap read lock here, as in the kernel.
+                folio.lock();
+                // 3. Secondary MMUs drop the page; the owner lets the caller's own invalidate
+                //    callback ignore this event (else its own read_retry would always fail).
+                NotifierRange range = new NotifierRange(addr, addr + mm.pageSize, NotifierEvent.EXCLUSIVE, owner);
+                mm.notifiers.invalidateRangeStart(range);
+                boolean converted = false;
+                try {
+                    // 4-6. Still the same folio, at PTE level, writable (a writable anon page is
+                    //      mapped by exactly this entry): then swap in the device-exclusive entry.
+                    boolean[] done = {false};
+                    table.atLeaf(addr, ctx -> {
+                        long pte = ctx.old();
+                        if (ctx.level() != Granule.LAST_LEVEL || !Pte.isValid(pte) || !HostPte.isWrite(pte)) return;
+                        if (mm.geometry.outputAddress(pte) != folio.pa() || mm.memory.folioOf(folio.pa()) != folio) return;
+                        if (HostPte.isDirty(pte)) folio.markDirty();
+                        long devx = HostPte.deviceExclusive(folio.pa() >>> mm.pageShift);
+                        if ((pte & HostPte.SOFT_DIRTY) != 0) devx |= HostPte.SWP_SOFT_DIRTY;
+                        table.set(ctx, devx); // present -> non-present: flushed; still counted
+                        done[0] = true;
+                    });
+                    converted = done[0];
+                } finally {
+                    mm.notifiers.invalidateRangeEnd(range);
+                    if (!converted) {
+                        folio.unlock();
+                        folio.put();
+                    }
+                }
+                if (converted) {
+                    // 7. Counts unchanged: the entry is still a mapping. Locked, with GUP's reference.
+                    mm.stats.add(MmEvent.EXCLUSIVE_CONVERSION);
+                    return folio;
+                }
+                // The entry changed between GUP and the lock: start again.
+            }
+        } finally {
+            mm.mmapLock.readUnlock();
+        }
+    }
+
+    /**
+     * A CPU or GUP fault on a device-exclusive entry (remove_device_exclusive_entry, reference
+     * A.5): mmap read lock held; returns DONE (the access replays) or RETRY having given up the
+     * mmap lock to wait for the folio lock.
+     */
+    static FaultResult restoreOnFault(AddressSpace mm, Vma vma, long addr, long devx) {
+        long pa = HostPte.swapOffset(devx) << mm.pageShift;
+        Folio folio = mm.memory.folioOf(pa);
+        // A reference before the lock (fix 7c7b962938dd): never lock a folio that may be freed.
+        // If it was freed meanwhile, the entry is gone too: replay the access.
+        if (folio == null || !folio.tryGet()) return FaultResult.DONE;
+        if (!folio.tryLock()) {
+            // The driver still holds it. Never sleep on it with the mmap lock held.
+            mm.mmapLock.readUnlock();
+            folio.waitUnlocked();
+            folio.put();
+            mm.stats.add(MmEvent.FAULT_RETRY);
+            return FaultResult.RETRY;
+        }
+        long page = addr & -mm.pageSize;
+        NotifierRange range = new NotifierRange(page, page + mm.pageSize, NotifierEvent.EXCLUSIVE, null);
+        boolean restored = false;
+        mm.notifiers.invalidateRangeStart(range);
+        try {
+            // The folio we locked may be an unrelated one reusing the page: the entry compare decides.
+            restored = mm.table.replace(page, Granule.LAST_LEVEL, devx, restoredEntry(mm, vma, folio, devx));
+        } finally {
+            folio.unlock();
+            folio.put();
+            mm.notifiers.invalidateRangeEnd(range);
+        }
+        if (restored) mm.stats.add(MmEvent.EXCLUSIVE_RESTORE);
+        return FaultResult.DONE;
+    }
+
+    /**
+     * Restores a device-exclusive entry being visited (fork, with the folio locked by the
+     * caller and the notifier already sent). Returns the new present entry.
+     */
+    static long restoreLocked(AddressSpace mm, Vma vma, dev.ptlab.core.walk.VisitContext ctx) {
+        long devx = ctx.old();
+        Folio folio = mm.memory.folioOf(HostPte.swapOffset(devx) << mm.pageShift);
+        long pte = restoredEntry(mm, vma, folio, devx);
+        mm.table.set(ctx, pte);
+        return pte;
+    }
+}

@@ -1,0 +1,90 @@
+package dev.ptlab.mm;
+
+import dev.ptlab.core.arch.Granule;
+import dev.ptlab.core.arch.Pte;
+import dev.ptlab.core.walk.Status;
+import dev.ptlab.core.walk.Visit;
+import dev.ptlab.core.walk.VisitContext;
+import dev.ptlab.core.walk.Visitor;
+
+/**
+ * Zap (zap_pte_range and friends, 6.15, reference A.8): clears every entry of a range and drops
+ * what each held. A present or device-exclusive entry: map count and reference dropped (a dirty
+ * present entry marks its folio dirty first; core mm treats a device-exclusive entry as clean).
+ * A swap entry: its slot's count dropped. A block the range covers only partly (a THP) is split
+ * to PTEs first, and only the covered ones go. With {@code freeTables} (munmap, exit) every table
+ * left empty is freed on the way up; MADV_DONTNEED keeps them, as the kernel does.
+ *
+ * <p>Runs with the mmap write lock held and the PTL taken by the walk; the caller sends the
+ * notifier (UNMAP, CLEAR) around it, or none (exit, after RELEASE).
+ */
+final class Zap implements Visitor {
+    private final AddressSpace mm;
+    private final boolean freeTables;
+    long pages;
+    long tablesFreed;
+
+    private Zap(AddressSpace mm, boolean freeTables) {
+        this.mm = mm;
+        this.freeTables = freeTables;
+    }
+
+    static void zap(AddressSpace mm, long start, long end, boolean freeTables) {
+        Zap z = new Zap(mm, freeTables);
+        mm.table.walkRange(start, end, z, freeTables);
+        mm.stats.add(MmEvent.ZAPPED_PAGE, z.pages);
+        mm.stats.add(MmEvent.TABLE_FREED, z.tablesFreed);
+    }
+
+    @Override
+    public Status visit(VisitContext ctx, Visit visit) {
+        if (visit == Visit.TABLE_POST) {
+            long child = ctx.childTable();
+            if (ctx.count(child) != 1) return Status.OK;
+            // Empty: unlink, then free (nothing walks this table without the PTL, which we hold).
+            ctx.trySet(0);
+            mm.table.flushVa(ctx.entryBase(), ctx.level());
+            ctx.putRef();
+            ctx.put(child);
+            tablesFreed++;
+            return Status.OK;
+        }
+        long pte = ctx.old();
+        if (pte == 0) return Status.OK;
+        long base = ctx.entryBase();
+        long span = ctx.granuleSize();
+        if (base < ctx.start() || base + span > ctx.end()) {
+            if (!Pte.isValid(pte) || ctx.level() == Granule.LAST_LEVEL) {
+                throw new IllegalStateException("zap of part of " + HostPte.describe(mm.geometry, pte) + " at 0x" + Long.toHexString(base));
+            }
+            Folio f = mm.table.splitBlock(ctx); // the walk descends into the new table
+            if (f.isHugetlb()) throw new IllegalStateException("zap split the hugetlb block at 0x" + Long.toHexString(base));
+            mm.stats.add(MmEvent.THP_SPLIT);
+            return Status.OK;
+        }
+        if (Pte.isValid(pte)) {
+            Folio f = mm.memory.folioOf(mm.geometry.outputAddress(pte));
+            if (HostPte.isDirty(pte)) f.markDirty();
+            mm.table.set(ctx, 0);
+            dropMapping(f, span);
+        } else if (HostPte.isDeviceExclusive(pte)) {
+            Folio f = mm.memory.folioOf(HostPte.swapOffset(pte) << mm.pageShift);
+            mm.table.set(ctx, 0);
+            dropMapping(f, span);
+        } else if (HostPte.isSwap(pte)) {
+            mm.table.set(ctx, 0);
+            mm.host.swap().free(HostPte.swapOffset(pte));
+        } else {
+            throw new IllegalStateException("zap met " + HostPte.describe(mm.geometry, pte) + " at 0x" + Long.toHexString(base));
+        }
+        return Status.OK;
+    }
+
+    private void dropMapping(Folio f, long span) {
+        long n = span >>> mm.pageShift;
+        f.decMapcount();
+        f.put();
+        mm.rss.addAndGet(-n);
+        pages += n;
+    }
+}
