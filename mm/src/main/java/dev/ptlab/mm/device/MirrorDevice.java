@@ -16,6 +16,7 @@ import java.util.EnumMap;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongConsumer;
 
 /**
  * A simulated device that mirrors part of a host address space in its own page table, like the
@@ -94,6 +95,12 @@ public final class MirrorDevice implements AutoCloseable {
     private final AtomicLongArray counts = new AtomicLongArray(Counter.values().length);
     private final AtomicLongArray invalidations = new AtomicLongArray(NotifierEvent.values().length);
     private volatile boolean closed;
+    /**
+     * Test seam: run by the converting thread after a conversion is mapped, while it still holds
+     * the folio lock (the window in which the kernel guarantees exclusivity), so tests can
+     * interleave CPU faults, fork and reclaim with a driver that holds the lock.
+     */
+    volatile LongConsumer whileLocked;
     /** Per thread: the page it is converting for this device inside makeDeviceExclusive, or -1. */
     private final ThreadLocal<long[]> converting = ThreadLocal.withInitial(() -> new long[] {-1});
 
@@ -371,6 +378,7 @@ public final class MirrorDevice implements AutoCloseable {
             } finally {
                 mine[0] = -1;
             }
+            boolean mapped = false;
             try {
                 // FOLL_SPLIT_PMD made it an order-0 folio; the page's PA is the folio's.
                 long pa = folio.pa();
@@ -380,15 +388,18 @@ public final class MirrorDevice implements AutoCloseable {
                         mirror.put(key, pa | READ | WRITE | ATOMIC);
                         counts.incrementAndGet(Counter.CONVERSION.ordinal());
                         if (access != null) runOnPage(page, pa, access);
-                        return;
+                        mapped = true;
                     }
                 } finally {
                     mutex.unlock();
                 }
+                LongConsumer hook = whileLocked;
+                if (mapped && hook != null) hook.accept(page);
             } finally {
                 folio.unlock();
                 folio.put();
             }
+            if (mapped) return;
             counts.incrementAndGet(Counter.CONVERSION_RETRY.ordinal());
             if (tries == MAX_TRIES) throw busy(page, "a conversion");
         }
