@@ -457,24 +457,23 @@ public final class MirrorDevice implements AutoCloseable {
 
     /** Non-zero counters. */
     public Map<Counter, Long> counts() {
-        Map<Counter, Long> m = new EnumMap<>(Counter.class);
-        for (Counter c : Counter.values()) {
-            long v = counts.get(c.ordinal());
-            if (v != 0) m.put(c, v);
-        }
-        return m;
+        return nonZero(Counter.class, counts);
     }
 
-    /** Invalidation callbacks this device acted on for {@code event} (its own ignored EXCLUSIVE events not included). */
+    /** Invalidation callbacks this device acted on for {@code event} (its own conversions' events not included). */
     public long invalidations(NotifierEvent event) {
         return invalidations.get(event.ordinal());
     }
 
     /** Invalidations acted on, by event (events never seen are left out). */
     public Map<NotifierEvent, Long> invalidationCounts() {
-        Map<NotifierEvent, Long> m = new EnumMap<>(NotifierEvent.class);
-        for (NotifierEvent e : NotifierEvent.values()) {
-            long v = invalidations.get(e.ordinal());
+        return nonZero(NotifierEvent.class, invalidations);
+    }
+
+    private static <E extends Enum<E>> Map<E, Long> nonZero(Class<E> type, AtomicLongArray values) {
+        Map<E, Long> m = new EnumMap<>(type);
+        for (E e : type.getEnumConstants()) {
+            long v = values.get(e.ordinal());
             if (v != 0) m.put(e, v);
         }
         return m;

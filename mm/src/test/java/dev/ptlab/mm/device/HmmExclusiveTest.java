@@ -31,6 +31,8 @@ class HmmExclusiveTest {
     private Host host;
     private AddressSpace mm;
     private long buf;
+    /** The dmirror device of the kernel test's fixture. */
+    private MirrorDevice dev;
 
     @BeforeEach
     void setUp() {
@@ -38,10 +40,12 @@ class HmmExclusiveTest {
         mm = host.newAddressSpace();
         buf = mm.mmap(0, NPAGES * PAGE, Mman.PROT_READ | Mman.PROT_WRITE, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
         for (int i = 0; i < INTS; i++) mm.writeInt(buf + 4L * i, i);
+        dev = new MirrorDevice(mm, "dmirror");
     }
 
     @AfterEach
     void tearDown() {
+        dev.close();
         for (AddressSpace a : new java.util.ArrayList<>(host.addressSpaces())) if (!a.closed()) a.close();
         assertThat(host.memory().pagesInUse()).as("data pages in use after every address space closed").isZero();
         assertThat(host.tableMemory().framesInUse()).as("table frames in use").isZero();
@@ -72,7 +76,6 @@ class HmmExclusiveTest {
 
     @Test
     void exclusive() {
-        MirrorDevice dev = new MirrorDevice(mm, "dmirror");
         assertThat(dev.makeExclusive(buf, NPAGES)).isEqualTo(NPAGES);
         assertDeviceExclusive(mm, true);
         // 6.15: the entry keeps the mapping's reference and map count; the driver dropped its own.
@@ -102,12 +105,10 @@ class HmmExclusiveTest {
         for (int p = 0; p < NPAGES; p++) assertThat(HostPte.isWrite(mm.pte(buf + p * PAGE))).isTrue();
         assertSoleMappings(mm);
         host.checkInvariants(true);
-        dev.close();
     }
 
     @Test
     void exclusiveMprotect() {
-        MirrorDevice dev = new MirrorDevice(mm, "dmirror");
         assertThat(dev.makeExclusive(buf, NPAGES)).isEqualTo(NPAGES);
         int[] seen = dev.read(buf, INTS);
         for (int i = 0; i < INTS; i++) assertThat(seen[i]).isEqualTo(i);
@@ -131,12 +132,10 @@ class HmmExclusiveTest {
         assertThat(mm.stats().count(MmEvent.EXCLUSIVE_RESTORE)).isEqualTo(NPAGES);
         assertSoleMappings(mm);
         host.checkInvariants(true);
-        dev.close();
     }
 
     @Test
     void exclusiveCow() {
-        MirrorDevice dev = new MirrorDevice(mm, "dmirror");
         assertThat(dev.makeExclusive(buf, NPAGES)).isEqualTo(NPAGES);
 
         AddressSpace child = mm.fork();
@@ -171,7 +170,6 @@ class HmmExclusiveTest {
         assertSoleMappings(child);
         for (int p = 0; p < NPAGES; p++) assertThat(folioAt(child, buf + p * PAGE)).isNotSameAs(folioAt(mm, buf + p * PAGE));
         host.checkInvariants(true);
-        dev.close();
     }
 
     @Test
