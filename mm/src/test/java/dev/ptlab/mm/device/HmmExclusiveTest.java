@@ -1,0 +1,213 @@
+package dev.ptlab.mm.device;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.ptlab.core.Errno;
+import dev.ptlab.core.arch.Granule;
+import dev.ptlab.mm.AddressSpace;
+import dev.ptlab.mm.Folio;
+import dev.ptlab.mm.Host;
+import dev.ptlab.mm.HostPte;
+import dev.ptlab.mm.Mman;
+import dev.ptlab.mm.MmEvent;
+import dev.ptlab.mm.MmException;
+import dev.ptlab.mm.notify.NotifierEvent;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The kernel's hmm-tests device-exclusive cases (tools/testing/selftests/mm/hmm-tests.c:
+ * exclusive, exclusive_mprotect, exclusive_cow; reference A.14) with the dmirror-like
+ * {@link MirrorDevice}, plus two devices ping-ponging one page. Every case counts what the
+ * kernel would do: notifier events, restores, and the folio reference and map counts.
+ */
+class HmmExclusiveTest {
+    private static final int NPAGES = 16;
+    private static final long PAGE = Granule.G4K.pageSize();
+    private static final int INTS = (int) (NPAGES * PAGE / 4);
+
+    private Host host;
+    private AddressSpace mm;
+    private long buf;
+    /** The dmirror device of the kernel test's fixture. */
+    private MirrorDevice dev;
+
+    @BeforeEach
+    void setUp() {
+        host = new Host(Granule.G4K, 64L << 20, 48, true);
+        mm = host.newAddressSpace();
+        buf = mm.mmap(0, NPAGES * PAGE, Mman.PROT_READ | Mman.PROT_WRITE, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
+        for (int i = 0; i < INTS; i++) mm.writeInt(buf + 4L * i, i);
+        dev = new MirrorDevice(mm, "dmirror");
+    }
+
+    @AfterEach
+    void tearDown() {
+        dev.close();
+        for (AddressSpace a : new java.util.ArrayList<>(host.addressSpaces())) if (!a.closed()) a.close();
+        assertThat(host.memory().pagesInUse()).as("data pages in use after every address space closed").isZero();
+        assertThat(host.tableMemory().framesInUse()).as("table frames in use").isZero();
+        assertThat(host.swapSlotsInUse()).isZero();
+    }
+
+    private Folio folioAt(AddressSpace as, long addr) {
+        long pte = as.pte(addr);
+        long pa = HostPte.isDeviceExclusive(pte) ? HostPte.swapOffset(pte) * PAGE : HostPte.pa(as.geometry(), pte);
+        return host.memory().folioOf(pa);
+    }
+
+    /** Every page of the buffer in {@code as}: one folio, mapped once, referenced only by that mapping, unlocked. */
+    private void assertSoleMappings(AddressSpace as) {
+        for (int p = 0; p < NPAGES; p++) {
+            Folio f = folioAt(as, buf + p * PAGE);
+            assertThat(f.refcount()).as("refcount of page %d", p).isEqualTo(1);
+            assertThat(f.mapcount()).as("mapcount of page %d", p).isEqualTo(1);
+            assertThat(f.isLocked()).as("page %d locked", p).isFalse();
+        }
+    }
+
+    private void assertDeviceExclusive(AddressSpace as, boolean expected) {
+        for (int p = 0; p < NPAGES; p++) {
+            assertThat(HostPte.isDeviceExclusive(as.pte(buf + p * PAGE))).as("page %d device-exclusive", p).isEqualTo(expected);
+        }
+    }
+
+    @Test
+    void exclusive() {
+        assertThat(dev.makeExclusive(buf, NPAGES)).isEqualTo(NPAGES);
+        assertDeviceExclusive(mm, true);
+        // 6.15: the entry keeps the mapping's reference and map count; the driver dropped its own.
+        assertSoleMappings(mm);
+        assertThat(mm.rss()).as("device-exclusive entries still count as resident").isEqualTo(NPAGES);
+        assertThat(mm.stats().count(MmEvent.EXCLUSIVE_CONVERSION)).isEqualTo(NPAGES);
+        assertThat(mm.notifiers().count(NotifierEvent.EXCLUSIVE)).isEqualTo(NPAGES);
+        assertThat(dev.count(MirrorDevice.Counter.OWN_EXCLUSIVE_IGNORED)).isEqualTo(NPAGES);
+        assertThat(dev.checkExclusive(buf, NPAGES)).isTrue();
+        host.checkInvariants(true);
+
+        // The device reads through its atomic mappings: no fault, the CPU's values.
+        int[] seen = dev.read(buf, INTS);
+        for (int i = 0; i < INTS; i++) assertThat(seen[i]).isEqualTo(i);
+        assertThat(dev.count(MirrorDevice.Counter.READ_FAULT)).isZero();
+
+        // The CPU reads and increments every int: the first access to each page restores it.
+        for (int i = 0; i < INTS; i++) mm.writeInt(buf + 4L * i, mm.readInt(buf + 4L * i) + 1);
+        for (int i = 0; i < INTS; i++) assertThat(mm.readInt(buf + 4L * i)).isEqualTo(i + 1);
+        assertThat(mm.stats().count(MmEvent.EXCLUSIVE_RESTORE)).isEqualTo(NPAGES);
+        assertThat(mm.notifiers().count(NotifierEvent.EXCLUSIVE)).as("conversions + restores").isEqualTo(2 * NPAGES);
+        assertThat(dev.invalidations(NotifierEvent.EXCLUSIVE)).as("restores the device acted on").isEqualTo(NPAGES);
+        assertThat(dev.count(MirrorDevice.Counter.ATOMIC_REVOKED)).isEqualTo(NPAGES);
+        assertThat(dev.checkExclusive(buf, NPAGES)).as("CHECK_EXCLUSIVE: revoked everywhere").isFalse();
+        assertThat(dev.mirroredPages()).isZero();
+        assertDeviceExclusive(mm, false);
+        for (int p = 0; p < NPAGES; p++) assertThat(HostPte.isWrite(mm.pte(buf + p * PAGE))).isTrue();
+        assertSoleMappings(mm);
+        host.checkInvariants(true);
+    }
+
+    @Test
+    void exclusiveMprotect() {
+        assertThat(dev.makeExclusive(buf, NPAGES)).isEqualTo(NPAGES);
+        int[] seen = dev.read(buf, INTS);
+        for (int i = 0; i < INTS; i++) assertThat(seen[i]).isEqualTo(i);
+
+        mm.mprotect(buf, NPAGES * PAGE, Mman.PROT_READ);
+        assertThat(dev.invalidations(NotifierEvent.PROTECTION_VMA)).isEqualTo(1);
+        assertThat(dev.mirroredPages()).as("the PROTECTION_VMA notifier dropped the mirror").isZero();
+        assertThat(dev.checkExclusive(buf, NPAGES)).isFalse();
+        // 6.15 leaves the entries alone; writability is decided at restore time.
+        assertDeviceExclusive(mm, true);
+
+        assertThatThrownBy(() -> dev.write(buf, new int[INTS]))
+                .isInstanceOfSatisfying(MmException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EPERM));
+        assertThat(dev.mirroredPages()).isZero();
+        for (int i = 0; i < INTS; i++) assertThat(mm.readInt(buf + 4L * i)).isEqualTo(i);
+        // The CPU read restored every entry read-only (the VMA no longer allows writing).
+        for (int p = 0; p < NPAGES; p++) {
+            long pte = mm.pte(buf + p * PAGE);
+            assertThat(HostPte.isPresent(pte) && !HostPte.isWrite(pte)).as("page %d present read-only", p).isTrue();
+        }
+        assertThat(mm.stats().count(MmEvent.EXCLUSIVE_RESTORE)).isEqualTo(NPAGES);
+        assertSoleMappings(mm);
+        host.checkInvariants(true);
+    }
+
+    @Test
+    void exclusiveCow() {
+        assertThat(dev.makeExclusive(buf, NPAGES)).isEqualTo(NPAGES);
+
+        AddressSpace child = mm.fork();
+        // fork restored every entry before copying it, and told the device first.
+        assertThat(mm.stats().count(MmEvent.FORK_RESTORE)).isEqualTo(NPAGES);
+        assertThat(dev.invalidations(NotifierEvent.PROTECTION_PAGE)).isGreaterThanOrEqualTo(1);
+        assertThat(dev.checkExclusive(buf, NPAGES)).isFalse();
+        assertThat(dev.count(MirrorDevice.Counter.ATOMIC_REVOKED)).isEqualTo(NPAGES);
+        assertDeviceExclusive(mm, false);
+        assertDeviceExclusive(child, false);
+        for (int p = 0; p < NPAGES; p++) {
+            Folio f = folioAt(mm, buf + p * PAGE);
+            assertThat(folioAt(child, buf + p * PAGE)).as("page %d shared after fork", p).isSameAs(f);
+            assertThat(f.refcount()).isEqualTo(2);
+            assertThat(f.mapcount()).isEqualTo(2);
+            assertThat(HostPte.isWrite(mm.pte(buf + p * PAGE))).as("parent page %d write-protected (COW)", p).isFalse();
+            assertThat(HostPte.isWrite(child.pte(buf + p * PAGE))).as("child page %d write-protected (COW)", p).isFalse();
+        }
+        host.checkInvariants(true);
+
+        // Both processes increment every int and see their own values.
+        for (int i = 0; i < INTS; i++) mm.writeInt(buf + 4L * i, mm.readInt(buf + 4L * i) + 1);
+        for (int i = 0; i < INTS; i++) child.writeInt(buf + 4L * i, child.readInt(buf + 4L * i) + 1);
+        for (int i = 0; i < INTS; i++) {
+            assertThat(mm.readInt(buf + 4L * i)).isEqualTo(i + 1);
+            assertThat(child.readInt(buf + 4L * i)).isEqualTo(i + 1);
+        }
+        // The parent wrote first and copied each page; the child was then the only user of the old one.
+        assertThat(mm.stats().count(MmEvent.COW_COPY)).isEqualTo(NPAGES);
+        assertThat(child.stats().count(MmEvent.COW_REUSE)).isEqualTo(NPAGES);
+        assertSoleMappings(mm);
+        assertSoleMappings(child);
+        for (int p = 0; p < NPAGES; p++) assertThat(folioAt(child, buf + p * PAGE)).isNotSameAs(folioAt(mm, buf + p * PAGE));
+        host.checkInvariants(true);
+    }
+
+    @Test
+    void twoDevicesPingPongOnePage() {
+        MirrorDevice a = new MirrorDevice(mm, "gpu-a");
+        MirrorDevice b = new MirrorDevice(mm, "gpu-b");
+        long addr = buf + 3 * PAGE + 40;
+        int start = mm.readInt(addr);
+        int rounds = 25;
+        for (int r = 0; r < rounds; r++) {
+            a.atomicAdd(addr, 1);
+            assertThat(a.hasAtomicAccess(addr)).as("round %d: a converted", r).isTrue();
+            assertThat(b.hasAtomicAccess(addr)).as("round %d: a's steal revoked b", r).isFalse();
+            b.atomicAdd(addr, 1);
+            assertThat(b.hasAtomicAccess(addr)).as("round %d: b converted", r).isTrue();
+            assertThat(a.hasAtomicAccess(addr)).as("round %d: b's steal revoked a", r).isFalse();
+        }
+        assertThat(b.read(addr, 1)[0]).isEqualTo(start + 2 * rounds);
+        assertThat(a.count(MirrorDevice.Counter.CONVERSION)).isEqualTo(rounds);
+        assertThat(b.count(MirrorDevice.Counter.CONVERSION)).isEqualTo(rounds);
+        assertThat(a.count(MirrorDevice.Counter.ATOMIC_FAULT)).isEqualTo(rounds);
+        assertThat(a.count(MirrorDevice.Counter.ATOMIC_REVOKED)).isEqualTo(rounds);
+        assertThat(b.count(MirrorDevice.Counter.ATOMIC_REVOKED)).isEqualTo(rounds - 1);
+        // Each steal restores the other device's entry inside the stealer's own read section; the
+        // stealer recognises that restore as its own and its sequence check still passes.
+        assertThat(a.count(MirrorDevice.Counter.STEAL)).isEqualTo(rounds - 1);
+        assertThat(b.count(MirrorDevice.Counter.STEAL)).isEqualTo(rounds);
+        assertThat(a.count(MirrorDevice.Counter.CONVERSION_RETRY)).isZero();
+        assertThat(b.count(MirrorDevice.Counter.CONVERSION_RETRY)).isZero();
+        assertThat(mm.stats().count(MmEvent.EXCLUSIVE_CONVERSION)).isEqualTo(2 * rounds);
+        assertThat(mm.stats().count(MmEvent.EXCLUSIVE_RESTORE)).isEqualTo(2 * rounds - 1);
+        Folio f = folioAt(mm, addr);
+        assertThat(f.refcount()).isEqualTo(1);
+        assertThat(f.mapcount()).isEqualTo(1);
+        assertThat(mm.readInt(addr)).isEqualTo(start + 2 * rounds);
+        assertThat(b.hasAtomicAccess(addr)).as("the CPU read revoked the last owner").isFalse();
+        host.checkInvariants(true);
+        a.close();
+        b.close();
+    }
+}
