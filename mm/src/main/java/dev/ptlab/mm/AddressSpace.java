@@ -325,13 +325,7 @@ public final class AddressSpace implements AutoCloseable {
         if (hit.isEmpty()) return;
         long s = Math.max(start, hit.get(0).start());
         long e = Math.min(end, hit.get(hit.size() - 1).end());
-        NotifierRange range = new NotifierRange(s, e, NotifierEvent.UNMAP, null);
-        notifiers.invalidateRangeStart(range);
-        try {
-            Zap.zap(this, s, e, true);
-        } finally {
-            notifiers.invalidateRangeEnd(range);
-        }
+        Zap.zap(this, s, e, NotifierEvent.UNMAP, true);
         splitAt(start);
         splitAt(end);
         for (Vma v : vmasIn(start, end)) removeVma(v);
@@ -407,15 +401,7 @@ public final class AddressSpace implements AutoCloseable {
             if (advice == Mman.MADV_DONTNEED) {
                 checkHugeBoundaries("madvise", addr, end);
                 for (Vma v : vmasIn(addr, end)) {
-                    long s = Math.max(addr, v.start());
-                    long e = Math.min(end, v.end());
-                    NotifierRange range = new NotifierRange(s, e, NotifierEvent.CLEAR, null);
-                    notifiers.invalidateRangeStart(range);
-                    try {
-                        Zap.zap(this, s, e, false);
-                    } finally {
-                        notifiers.invalidateRangeEnd(range);
-                    }
+                    Zap.zap(this, Math.max(addr, v.start()), Math.min(end, v.end()), NotifierEvent.CLEAR, false);
                 }
             } else {
                 boolean on = advice == Mman.MADV_HUGEPAGE;
@@ -771,7 +757,7 @@ public final class AddressSpace implements AutoCloseable {
             // Secondary MMUs drop everything first; the zap that follows sends no invalidations.
             notifiers.release();
             for (Vma v : new ArrayList<>(vmas.values())) {
-                Zap.zap(this, v.start(), v.end(), true);
+                Zap.zap(this, v.start(), v.end(), null, true);
                 removeVma(v);
             }
             table.destroy();

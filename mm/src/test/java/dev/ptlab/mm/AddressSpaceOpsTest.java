@@ -348,6 +348,26 @@ class AddressSpaceOpsTest {
     }
 
     @Test
+    void sharedHugetlbPagesAreSharedWholeAcrossFork() {
+        long a = mm.mmap(0, 2 * M2, RW, SHARED | Mman.MAP_HUGETLB | Mman.MAP_HUGE_2MB);
+        mm.writeInt(a + M2 + 64, 1);
+        AddressSpace child = mm.fork();
+        assertThat(child.readInt(a + M2 + 64)).isEqualTo(1);
+        assertThat(child.pteLevel(a + M2)).isEqualTo(2);
+        Folio f = folioAt(child, a + M2);
+        assertThat(folioAt(mm, a + M2)).isSameAs(f);
+        assertThat(f.isHugetlb()).isTrue();
+        assertThat(f.isAnon()).isFalse();
+        assertThat(f.refcount()).isEqualTo(3);
+        child.writeInt(a + M2 + 64, 2);
+        assertThat(mm.readInt(a + M2 + 64)).isEqualTo(2);
+        host.checkInvariants(true);
+        child.close();
+        mm.munmap(a, 2 * M2);
+        assertAllReturned(host);
+    }
+
+    @Test
     void mprotectReadOnlyMakesWritesSegvAndNoVmaIsMapErr() {
         long a = mm.mmap(0, 2 * PAGE, RW, PRIVATE);
         mm.writeInt(a, 1);
