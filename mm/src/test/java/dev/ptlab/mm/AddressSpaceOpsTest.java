@@ -309,6 +309,10 @@ class AddressSpaceOpsTest {
                 e -> assertThat(e.errno()).isEqualTo(Errno.EINVAL));
         assertThatThrownBy(() -> s.mmap(0, PAGE, RW, PRIVATE | Mman.MAP_HUGETLB))
                 .isInstanceOfSatisfying(MmException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EINVAL));
+        assertThatThrownBy(() -> s.mmap(a + PAGE, PAGE, RW, PRIVATE | Mman.MAP_FIXED))
+                .isInstanceOfSatisfying(MmException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EINVAL));
+        assertThatThrownBy(() -> s.mprotect(a, PAGE, Mman.PROT_READ))
+                .isInstanceOfSatisfying(MmException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EINVAL));
         s.munmap(a, M2);
         assertThat(s.readInt(a + M2 + 8)).isEqualTo(3);
         // A private hugetlb page is COW after fork, copied whole.
@@ -540,6 +544,7 @@ class AddressSpaceOpsTest {
         long hint = 0x7000_0000_0000L;
         assertThat(mm.mmap(hint, PAGE, RW, PRIVATE)).isEqualTo(hint);
         assertThat(mm.mmap(hint, PAGE, RW, PRIVATE)).as("taken: placed elsewhere").isNotEqualTo(hint);
+        assertThat(mm.mmap(hint + 2 * PAGE + 1, PAGE, RW, PRIVATE)).as("unaligned hint: placed elsewhere").isLessThan(hint);
         long c = mm.mmap(0, 3 * M2, RW, PRIVATE);
         assertThat(c % M2).isZero();
         host.checkInvariants(true);
