@@ -12,6 +12,14 @@ import java.util.BitSet;
  * map back to it ({@link #folioOf(long)}) while it is allocated.
  */
 public final class HostMemory {
+    /**
+     * {@link #folioOf} runs on every fault and GUP, so it reads without the allocator's lock: the
+     * array is written (under the lock) with release stores and read with acquire loads, so a
+     * reader that finds a folio sees it fully constructed. A reader racing with a free may get a
+     * folio that is being freed (or null): callers that do not hold a mapping's reference must
+     * {@link Folio#tryGet()} it and re-check the entry, as the kernel's folio_try_get does.
+     */
+    private static final java.lang.invoke.VarHandle FOLIOS = java.lang.invoke.MethodHandles.arrayElementVarHandle(Folio[].class);
     private final long base;
     private final long size;
     private final Granule granule;
@@ -87,7 +95,7 @@ public final class HostMemory {
         }
         Folio f = new Folio(this, base + (pfn << pageShift), order, flags & ~Folio.LOCKED);
         int n = 1 << order;
-        for (int i = 0; i < n; i++) folios[(int) pfn + i] = f;
+        for (int i = 0; i < n; i++) FOLIOS.setRelease(folios, (int) pfn + i, f);
         pagesInUse += n;
         if (pagesInUse > peakPagesInUse) peakPagesInUse = pagesInUse;
         allocations++;
@@ -100,9 +108,7 @@ public final class HostMemory {
             throw new IllegalArgumentException("pa: 0x" + Long.toHexString(pa) + " is outside host memory [0x"
                     + Long.toHexString(base) + ", 0x" + Long.toHexString(base + size) + ")");
         }
-        synchronized (this) {
-            return folios[(int) ((pa - base) >>> pageShift)];
-        }
+        return (Folio) FOLIOS.getAcquire(folios, (int) ((pa - base) >>> pageShift));
     }
 
     /** Called by {@link Folio#put()} when the last reference goes. */
@@ -113,7 +119,7 @@ public final class HostMemory {
             if (folios[(int) pfn + i] != f) {
                 throw new IllegalStateException("pa: 0x" + Long.toHexString(f.pa() + ((long) i << pageShift)) + " freed twice or by a stale folio");
             }
-            folios[(int) pfn + i] = null;
+            FOLIOS.setRelease(folios, (int) pfn + i, null);
         }
         pagesInUse -= n;
         frees++;
@@ -145,7 +151,7 @@ public final class HostMemory {
             Folio f = new Folio(this, large.pa() + ((long) i << pageShift), 0, flags | (large.isLocked() ? Folio.LOCKED : 0));
             f.setCounts(refsEach, mapsEach);
             f.setPageWords(0, large.pageWords(i));
-            folios[(int) pfn + i] = f;
+            FOLIOS.setRelease(folios, (int) pfn + i, f);
             out[i] = f;
         }
         large.setCounts(0, 0);
