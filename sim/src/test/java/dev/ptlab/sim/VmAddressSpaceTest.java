@@ -217,6 +217,29 @@ class VmAddressSpaceTest {
     }
 
     @Test
+    void aDeviceExclusiveConversionRemovesThePageFromStage2AndTheGuestsNextAccessRestoresIt() {
+        setUp();
+        long hva = mm.mmap(0, M2, RW, ANON);
+        vm.addMemslot(GPA, M2, mm, hva, false);
+        Vcpu v = vm.createVcpu();
+        long pa = v.access(GPA + 4 * K4, Access.WRITE);
+        Object device = "device";
+        dev.ptlab.mm.Folio f = mm.makeDeviceExclusive(hva + 4 * K4, device);
+        assertThat(vm.notifierInvalidations(NotifierEvent.EXCLUSIVE)).isEqualTo(1);
+        assertThat(leaf(GPA + 4 * K4).valid()).as("stage-2 dropped the page").isFalse();
+        assertThat(HostPte.isDeviceExclusive(mm.pte(hva + 4 * K4))).isTrue();
+        f.unlock();
+        f.put();
+
+        // The guest's access faults; GUP's host fault restores the entry (telling the device).
+        assertThat(v.access(GPA + 4 * K4, Access.READ)).as("the same page, now the guest's again").isEqualTo(pa);
+        assertThat(mm.stats().count(MmEvent.EXCLUSIVE_RESTORE)).isEqualTo(1);
+        assertThat(vm.notifierInvalidations(NotifierEvent.EXCLUSIVE)).as("the restore's own notifier").isEqualTo(2);
+        assertThat(HostPte.isPresent(mm.pte(hva + 4 * K4))).isTrue();
+        assertThat(leaf(GPA + 4 * K4).valid()).isTrue();
+    }
+
+    @Test
     void agingClearsStage2AccessFlagsThroughClearFlushYoung() {
         setUp();
         long hva = mm.mmap(0, M2, RW, ANON);
