@@ -1,5 +1,7 @@
 package dev.ptlab.sim;
 
+import java.util.Locale;
+
 /**
  * Where a workload's guest memory comes from ({@link PageTableTest}, {@link RandomAccess}).
  */
@@ -9,30 +11,25 @@ public enum HostMemoryModel {
      * of an address space, faults resolve the host page through GUP, and MMU notifiers keep
      * stage-2 coherent with the host page table (as KVM does).
      */
-    PROCESS("process"),
+    PROCESS,
     /**
      * A fixed, contiguous host-physical range: stage-2 maps {@code hostPa + (gpa - slot start)}
      * and no host page table exists (the simulator before issue 7; kept for comparison).
      */
-    FIXED("fixed");
+    FIXED;
 
-    private final String label;
-
-    HostMemoryModel(String label) {
-        this.label = label;
-    }
-
+    /** {@code process} or {@code fixed}, as the command line spells it. */
     public String label() {
-        return label;
+        return name().toLowerCase(Locale.ROOT);
     }
 
     public static HostMemoryModel parse(String text) {
-        if (text != null) for (HostMemoryModel m : values()) if (m.label.equalsIgnoreCase(text.trim())) return m;
+        if (text != null) for (HostMemoryModel m : values()) if (m.label().equalsIgnoreCase(text.trim())) return m;
         throw new IllegalArgumentException("host memory: " + text + " is not one of process, fixed");
     }
 
     @Override
     public String toString() {
-        return label;
+        return label();
     }
 }

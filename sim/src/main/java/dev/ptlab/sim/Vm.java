@@ -601,19 +601,13 @@ public final class Vm {
                     invalidateGpaEnd = Long.MIN_VALUE;
                 }
                 long removed = table.counters().leavesRemoved();
-                long page = config.granule().pageSize();
-                for (Memslot s : slots) {
-                    if (s.mm() != mm) continue;
-                    long hs = Math.max(range.start(), s.hva()), he = Math.min(range.end(), s.hva() + s.size());
-                    if (hs >= he) continue;
-                    long gs = s.gpaOfHva(hs) & -page;
-                    long ge = (s.gpaOfHva(he - 1) & -page) + page;
+                forEachGuestRange(mm, range.start(), range.end(), (gs, ge) -> {
                     invalidateGpaStart = Math.min(invalidateGpaStart, gs);
                     invalidateGpaEnd = Math.max(invalidateGpaEnd, ge);
                     // Blocks overlapping the range go whole (the rest refaults); the unmap
                     // invalidates the TLBs before the write lock is dropped.
                     table.unmap(gs, ge - gs);
-                }
+                });
                 notifierUnmapped.addAndGet(table.counters().leavesRemoved() - removed);
             } finally {
                 lock.writeUnlock();
@@ -676,21 +670,34 @@ public final class Vm {
      * young ranges with {@code flush} (an entry cached as young would hide the next access).
      */
     private boolean age(AddressSpace mm, long start, long end, boolean clear, boolean flush) {
+        boolean[] young = {false};
+        forEachGuestRange(mm, start, end, (gs, ge) -> {
+            if (table.destroyed() || !table.testClearYoung(gs, ge - gs, clear)) return;
+            young[0] = true;
+            if (flush) tlbs.flushVmidRange(config.vmid(), gs, ge - gs);
+        });
+        if (young[0] && clear) notifierYoung.incrementAndGet();
+        return young[0];
+    }
+
+    /** A guest-physical range {@code [start, end)}. */
+    @FunctionalInterface
+    private interface GpaRange {
+        void accept(long start, long end);
+    }
+
+    /**
+     * Calls {@code action} with the guest-physical range (whole pages) backed by host
+     * {@code [start, end)} in each memslot of {@code mm} the host range intersects.
+     */
+    private void forEachGuestRange(AddressSpace mm, long start, long end, GpaRange action) {
         long page = config.granule().pageSize();
-        boolean young = false;
         for (Memslot s : slots) {
             if (s.mm() != mm) continue;
             long hs = Math.max(start, s.hva()), he = Math.min(end, s.hva() + s.size());
-            if (hs >= he || table.destroyed()) continue;
-            long gs = s.gpaOfHva(hs) & -page;
-            long ge = (s.gpaOfHva(he - 1) & -page) + page;
-            if (table.testClearYoung(gs, ge - gs, clear)) {
-                young = true;
-                if (flush) tlbs.flushVmidRange(config.vmid(), gs, ge - gs);
-            }
+            if (hs >= he) continue;
+            action.accept(s.gpaOfHva(hs) & -page, (s.gpaOfHva(he - 1) & -page) + page);
         }
-        if (young && clear) notifierYoung.incrementAndGet();
-        return young;
     }
 
     /** MMU-notifier invalidations of {@code event} received from the memslots' address spaces (release counted as RELEASE). */

@@ -39,6 +39,8 @@ class VmAddressSpaceTest {
     Host host;
     AddressSpace mm;
     Vm vm;
+    /** Where {@link #guestOver} mapped the guest's memory. */
+    long hva;
 
     /** A checking host of 64 MiB, one address space, a checking VM (4K granule, 40-bit IPA). */
     private void setUp() {
@@ -56,6 +58,14 @@ class VmAddressSpaceTest {
         assertThat(vm.tableMemory().framesInUse()).as("stage-2 table frames").isZero();
         assertThat(host.memory().pagesInUse()).as("host pages").isZero();
         assertThat(host.tableMemory().framesInUse()).as("host page-table frames").isZero();
+    }
+
+    /** {@link #setUp()}, then {@code length} bytes of private anonymous memory at {@link #hva} as memslot GPA, and a vCPU. */
+    private Vcpu guestOver(long length) {
+        setUp();
+        hva = mm.mmap(0, length, RW, ANON);
+        vm.addMemslot(GPA, length, mm, hva, false);
+        return vm.createVcpu();
     }
 
     /** The PA of the host page mapping {@code va} now (GUP without faulting), or -1 if none is mapped. */
@@ -76,10 +86,7 @@ class VmAddressSpaceTest {
 
     @Test
     void guestReadAndWriteFaultsMapTheHostsPage() {
-        setUp();
-        long hva = mm.mmap(0, 4 * M2, RW, ANON);
-        vm.addMemslot(GPA, 4 * M2, mm, hva, false);
-        Vcpu v = vm.createVcpu();
+        Vcpu v = guestOver(4 * M2);
 
         long w = v.access(GPA + 5 * K4 + 8, Access.WRITE);
         assertThat(w).as("the write's PA is the host page now mapped at the hva").isEqualTo(hostPa(hva + 5 * K4 + 8)).isNotNegative();
@@ -132,10 +139,7 @@ class VmAddressSpaceTest {
 
     @Test
     void munmapUnmapsStage2AndTheNextAccessExitsWithEfault() {
-        setUp();
-        long hva = mm.mmap(0, M2, RW, ANON);
-        vm.addMemslot(GPA, M2, mm, hva, false);
-        Vcpu v = vm.createVcpu();
+        Vcpu v = guestOver(M2);
         v.access(GPA, Access.WRITE);
         v.access(GPA + K4, Access.WRITE);
         assertThat(leaf(GPA + K4).valid()).isTrue();
@@ -157,10 +161,7 @@ class VmAddressSpaceTest {
 
     @Test
     void mprotectReadOnlyLeavesOnlyReadMappingsAndAWriteExitsWithEfault() {
-        setUp();
-        long hva = mm.mmap(0, M2, RW, ANON);
-        vm.addMemslot(GPA, M2, mm, hva, false);
-        Vcpu v = vm.createVcpu();
+        Vcpu v = guestOver(M2);
         long before = v.access(GPA, Access.WRITE);
         mm.mprotect(hva, M2, Mman.PROT_READ);
         assertThat(vm.notifierInvalidations(NotifierEvent.PROTECTION_VMA)).isEqualTo(1);
@@ -175,10 +176,7 @@ class VmAddressSpaceTest {
 
     @Test
     void madviseDontneedMakesTheGuestSeeAFreshPage() {
-        setUp();
-        long hva = mm.mmap(0, M2, RW, ANON);
-        vm.addMemslot(GPA, M2, mm, hva, false);
-        Vcpu v = vm.createVcpu();
+        Vcpu v = guestOver(M2);
         long old = v.access(GPA + 2 * K4, Access.WRITE);
         // Keep the old page allocated, so a fresh page cannot reuse its PA.
         GupResult pin = new GupResult();
@@ -195,10 +193,7 @@ class VmAddressSpaceTest {
 
     @Test
     void forkWriteProtectsAndTheGuestsNextWriteGetsItsOwnCopy() {
-        setUp();
-        long hva = mm.mmap(0, M2, RW, ANON);
-        vm.addMemslot(GPA, M2, mm, hva, false);
-        Vcpu v = vm.createVcpu();
+        Vcpu v = guestOver(M2);
         long shared = v.access(GPA, Access.WRITE);
         mm.writeInt(hva, 41);
 
@@ -217,11 +212,28 @@ class VmAddressSpaceTest {
     }
 
     @Test
+    void aDeviceExclusiveConversionRemovesThePageFromStage2AndTheGuestsNextAccessRestoresIt() {
+        Vcpu v = guestOver(M2);
+        long pa = v.access(GPA + 4 * K4, Access.WRITE);
+        Object device = "device";
+        dev.ptlab.mm.Folio f = mm.makeDeviceExclusive(hva + 4 * K4, device);
+        assertThat(vm.notifierInvalidations(NotifierEvent.EXCLUSIVE)).isEqualTo(1);
+        assertThat(leaf(GPA + 4 * K4).valid()).as("stage-2 dropped the page").isFalse();
+        assertThat(HostPte.isDeviceExclusive(mm.pte(hva + 4 * K4))).isTrue();
+        f.unlock();
+        f.put();
+
+        // The guest's access faults; GUP's host fault restores the entry (telling the device).
+        assertThat(v.access(GPA + 4 * K4, Access.READ)).as("the same page, now the guest's again").isEqualTo(pa);
+        assertThat(mm.stats().count(MmEvent.EXCLUSIVE_RESTORE)).isEqualTo(1);
+        assertThat(vm.notifierInvalidations(NotifierEvent.EXCLUSIVE)).as("the restore's own notifier").isEqualTo(2);
+        assertThat(HostPte.isPresent(mm.pte(hva + 4 * K4))).isTrue();
+        assertThat(leaf(GPA + 4 * K4).valid()).isTrue();
+    }
+
+    @Test
     void agingClearsStage2AccessFlagsThroughClearFlushYoung() {
-        setUp();
-        long hva = mm.mmap(0, M2, RW, ANON);
-        vm.addMemslot(GPA, M2, mm, hva, false);
-        Vcpu v = vm.createVcpu();
+        Vcpu v = guestOver(M2);
         v.access(GPA, Access.READ);
         v.access(GPA + K4, Access.WRITE);
         GupResult hostOnly = new GupResult();
@@ -248,10 +260,7 @@ class VmAddressSpaceTest {
 
     @Test
     void anInvalidationBetweenGupAndTheMmuLockMakesTheFaultRetry() {
-        setUp();
-        long hva = mm.mmap(0, M2, RW, ANON);
-        vm.addMemslot(GPA, M2, mm, hva, false);
-        Vcpu v = vm.createVcpu();
+        Vcpu v = guestOver(M2);
         long gpa = GPA + 3 * K4, va = hva + 3 * K4;
         v.access(gpa, Access.WRITE);
         long old = hostPa(va);
@@ -289,10 +298,7 @@ class VmAddressSpaceTest {
 
     @Test
     void aFaultCheckingWhileAnInvalidationIsInProgressRetriesEvenThoughTheSequenceHasNotMoved() throws Exception {
-        setUp();
-        long hva = mm.mmap(0, M2, RW, ANON);
-        vm.addMemslot(GPA, M2, mm, hva, false);
-        Vcpu v = vm.createVcpu();
+        Vcpu v = guestOver(M2);
         long gpa = GPA + 6 * K4, va = hva + 6 * K4;
         v.access(gpa, Access.WRITE);
         long old = hostPa(va);
@@ -357,10 +363,7 @@ class VmAddressSpaceTest {
 
     @Test
     void closingTheAddressSpaceUnmapsItsSlots() {
-        setUp();
-        long hva = mm.mmap(0, M2, RW, ANON);
-        vm.addMemslot(GPA, M2, mm, hva, false);
-        Vcpu v = vm.createVcpu();
+        Vcpu v = guestOver(M2);
         v.access(GPA, Access.WRITE);
         v.access(GPA + 7 * K4, Access.READ);
         mm.close();

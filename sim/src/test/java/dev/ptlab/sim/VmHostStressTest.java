@@ -18,7 +18,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicReference;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * vCPU threads faulting through stage-2 while a host thread discards, write-protects, unmaps and
@@ -33,15 +34,16 @@ class VmHostStressTest {
     static final long GPA = 0x4000_0000L, SIZE = 4 * M2;
     static final int RW = Mman.PROT_READ | Mman.PROT_WRITE;
     static final int ANON = Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS;
-    static final int ROUNDS = 12, ACCESSES = 3000, HOST_OPS = 12;
+    static final int ROUNDS = Integer.getInteger("stress.rounds", 12), ACCESSES = 3000, HOST_OPS = 12;
 
-    @Test
-    void vcpusAndAHostThreadChangingTheBackingStayCoherent() throws Exception {
+    @ParameterizedTest
+    @EnumSource(FaultLocking.class)
+    void vcpusAndAHostThreadChangingTheBackingStayCoherent(FaultLocking locking) throws Exception {
         Host host = new Host(Granule.G4K, 64L << 20, 48, true);
         AddressSpace mm = host.newAddressSpace();
         long hva = mm.mmap(0, SIZE, RW, ANON);
         mm.madvise(hva, 2 * M2, Mman.MADV_HUGEPAGE); // half THP, half base pages
-        Vm vm = new Vm(VmConfig.defaults().withChecking(true));
+        Vm vm = new Vm(VmConfig.defaults().withChecking(true).withFaultLocking(locking));
         vm.addMemslot(GPA, SIZE, mm, hva, false);
         List<Vcpu> vcpus = List.of(vm.createVcpu(), vm.createVcpu());
         long pages = SIZE / K4;
@@ -96,7 +98,7 @@ class VmHostStressTest {
         assertThat(host.memory().pagesInUse()).isZero();
         assertThat(host.tableMemory().framesInUse()).isZero();
         // Not asserted (they depend on the interleaving), reported when the test is run by hand.
-        System.out.println("stress: " + efaults + " EFAULT exits, " + retries + " sequence retries over " + ROUNDS + " rounds");
+        System.out.println("stress (faults " + locking + "): " + efaults + " EFAULT exits, " + retries + " sequence retries over " + ROUNDS + " rounds");
     }
 
     /** One host-side change, leaving the area mapped read-write again afterwards. */
