@@ -1,7 +1,6 @@
 package dev.ptlab.mm;
 
 import dev.ptlab.core.arch.Granule;
-import java.util.BitSet;
 
 /**
  * The host's page allocator for data pages (the buddy allocator behind folios): a physical range
@@ -25,7 +24,8 @@ public final class HostMemory {
     private final Granule granule;
     private final int pageShift;
     private final int maxOrder;
-    private final BitSet[] free;
+    /** Per order, one bit per block of that order: free or not (a plain bitmap: BitSet rescans on clearing its top bit). */
+    private final long[][] free;
     private final long[][] stacks;
     private final int[] stackTop;
     private final Folio[] folios;
@@ -56,11 +56,11 @@ public final class HostMemory {
         this.size = size;
         this.maxOrder = maxOrder;
         this.folios = new Folio[(int) pages];
-        this.free = new BitSet[maxOrder + 1];
+        this.free = new long[maxOrder + 1][];
         this.stacks = new long[maxOrder + 1][];
         this.stackTop = new int[maxOrder + 1];
         for (int o = 0; o <= maxOrder; o++) {
-            free[o] = new BitSet();
+            free[o] = new long[(int) (((pages >>> o) + 63) >>> 6)];
             stacks[o] = new long[16];
         }
         long blocks = pages >>> maxOrder;
@@ -126,8 +126,8 @@ public final class HostMemory {
         int o = f.order();
         while (o < maxOrder) {
             long buddy = pfn ^ (1L << o);
-            if (!free[o].get((int) (buddy >>> o))) break;
-            free[o].clear((int) (buddy >>> o));
+            if (!isFree(o, buddy >>> o)) break;
+            setFree(o, buddy >>> o, false);
             pfn = Math.min(pfn, buddy);
             o++;
         }
@@ -159,10 +159,20 @@ public final class HostMemory {
     }
 
     private void pushFree(int order, long pfn) {
-        free[order].set((int) (pfn >>> order));
+        setFree(order, pfn >>> order, true);
         long[] s = stacks[order];
         if (stackTop[order] == s.length) stacks[order] = s = java.util.Arrays.copyOf(s, s.length * 2);
         s[stackTop[order]++] = pfn;
+    }
+
+    private boolean isFree(int order, long block) {
+        return (free[order][(int) (block >>> 6)] & (1L << block)) != 0;
+    }
+
+    private void setFree(int order, long block, boolean on) {
+        long[] bits = free[order];
+        int w = (int) (block >>> 6);
+        if (on) bits[w] |= 1L << block; else bits[w] &= ~(1L << block);
     }
 
     private long popFree(int order) {
@@ -170,8 +180,8 @@ public final class HostMemory {
         while (stackTop[order] > 0) {
             long pfn = s[--stackTop[order]];
             int idx = (int) (pfn >>> order);
-            if (free[order].get(idx)) {
-                free[order].clear(idx);
+            if (isFree(order, idx)) {
+                setFree(order, idx, false);
                 return pfn;
             }
         }
