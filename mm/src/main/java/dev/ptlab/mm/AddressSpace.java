@@ -104,8 +104,9 @@ public final class AddressSpace implements AutoCloseable {
      * level-2 block; any block size of the granule at levels 1..2 is accepted). {@code addr} 0
      * picks a free range from {@link #MMAP_BASE} up (aligned to the largest block size that fits
      * the length, or to the huge page size, so THP and hugetlb can be used); another {@code addr}
-     * without {@code MAP_FIXED} is a hint used if that range is free; with {@code MAP_FIXED}
-     * existing mappings there are unmapped first (UNMAP notifier).
+     * without {@code MAP_FIXED} is a hint, used if it is aligned and that range is free; with
+     * {@code MAP_FIXED} existing mappings there are unmapped first (UNMAP notifier; a hugetlb
+     * area may not be cut inside a huge page).
      *
      * @return the start address
      * @throws MmException EINVAL (bad length, prot, flags or alignment; hugetlb length and address
@@ -135,12 +136,10 @@ public final class AddressSpace implements AutoCloseable {
         long len = alignUp(length, pageSize);
         if (len <= 0 || len > geometry.iaLimit()) throw new MmException(Errno.ENOMEM, addr, "length: 0x" + Long.toHexString(length) + " does not fit the address space");
         boolean fixed = (flags & Mman.MAP_FIXED) != 0;
-        if (fixed || addr != 0) {
+        if (fixed) {
             if ((addr & (unit - 1)) != 0) {
                 throw new MmException(Errno.EINVAL, addr, "addr: 0x" + Long.toHexString(addr) + " is not aligned to 0x" + Long.toHexString(unit));
             }
-        }
-        if (fixed) {
             if (addr < pageSize) throw new MmException(Errno.EPERM, addr, "addr: 0x" + Long.toHexString(addr) + " is below the lowest mappable address");
             if (addr + len > geometry.iaLimit() || addr + len < addr) {
                 throw new MmException(Errno.ENOMEM, addr, "[0x" + Long.toHexString(addr) + ", +0x" + Long.toHexString(len) + ") leaves the "
@@ -153,8 +152,10 @@ public final class AddressSpace implements AutoCloseable {
             long start;
             if (fixed) {
                 start = addr;
+                checkHugeBoundaries("mmap", start, start + len);
                 unmapLocked(start, start + len);
-            } else if (addr != 0 && addr >= pageSize && addr + len <= geometry.iaLimit() && addr + len > addr && isFree(addr, addr + len)) {
+            } else if (addr != 0 && (addr & (unit - 1)) == 0 && addr >= pageSize && addr + len <= geometry.iaLimit() && addr + len > addr
+                    && isFree(addr, addr + len)) {
                 start = addr;
             } else {
                 start = findFree(len, hugeSize != 0 ? hugeSize : largestBlockWithin(len));
@@ -228,12 +229,31 @@ public final class AddressSpace implements AutoCloseable {
         if (v.sharedMemory() != null) v.sharedMemory().removeUser();
     }
 
-    /** Splits the VMA containing {@code addr} strictly inside it into two at {@code addr}. */
+    /**
+     * Splits the VMA containing {@code addr} strictly inside it into two at {@code addr}. A THP
+     * block across {@code addr} is split to PTEs first (the kernel's vma_adjust_trans_huge), so
+     * no block entry ever spans two VMAs.
+     *
+     * @throws MmException ENOMEM if no table frame is free for that split (no VMA changed)
+     */
     private void splitAt(long addr) {
         Map.Entry<Long, Vma> e = vmas.lowerEntry(addr);
         if (e == null) return;
         Vma v = e.getValue();
         if (v.end() <= addr) return;
+        if (!v.hugetlb()) {
+            try {
+                table.atLeaf(addr, ctx -> {
+                    if (Pte.isValid(ctx.old()) && ctx.level() < Granule.LAST_LEVEL && ctx.entryBase() != addr) {
+                        table.splitBlock(ctx);
+                        stats.add(MmEvent.THP_SPLIT);
+                    }
+                });
+            } catch (PageTableException x) {
+                if (!isOutOfMemory(x)) throw x;
+                throw new MmException(Errno.ENOMEM, addr, "no table frame to split the THP across the new VMA boundary");
+            }
+        }
         Vma lo = v.slice(v.start(), addr, v.prot());
         Vma hi = v.slice(addr, v.end(), v.prot());
         vmas.put(lo.start(), lo);
@@ -306,13 +326,7 @@ public final class AddressSpace implements AutoCloseable {
         if (hit.isEmpty()) return;
         long s = Math.max(start, hit.get(0).start());
         long e = Math.min(end, hit.get(hit.size() - 1).end());
-        NotifierRange range = new NotifierRange(s, e, NotifierEvent.UNMAP, null);
-        notifiers.invalidateRangeStart(range);
-        try {
-            Zap.zap(this, s, e, true);
-        } finally {
-            notifiers.invalidateRangeEnd(range);
-        }
+        Zap.zap(this, s, e, NotifierEvent.UNMAP, true);
         splitAt(start);
         splitAt(end);
         for (Vma v : vmasIn(start, end)) removeVma(v);
@@ -388,15 +402,7 @@ public final class AddressSpace implements AutoCloseable {
             if (advice == Mman.MADV_DONTNEED) {
                 checkHugeBoundaries("madvise", addr, end);
                 for (Vma v : vmasIn(addr, end)) {
-                    long s = Math.max(addr, v.start());
-                    long e = Math.min(end, v.end());
-                    NotifierRange range = new NotifierRange(s, e, NotifierEvent.CLEAR, null);
-                    notifiers.invalidateRangeStart(range);
-                    try {
-                        Zap.zap(this, s, e, false);
-                    } finally {
-                        notifiers.invalidateRangeEnd(range);
-                    }
+                    Zap.zap(this, Math.max(addr, v.start()), Math.min(end, v.end()), NotifierEvent.CLEAR, false);
                 }
             } else {
                 boolean on = advice == Mman.MADV_HUGEPAGE;
@@ -473,11 +479,12 @@ public final class AddressSpace implements AutoCloseable {
         checkLive();
         if (access == null) throw new IllegalArgumentException("access: null");
         mmapLock.readLock();
-        FaultResult r = FaultResult.RETRY;
+        FaultResult r = null;
         try {
             r = faults.fault(addr, access);
         } finally {
-            // RETRY: the handler already gave up the mmap lock (to sleep on a folio lock).
+            // RETRY: the handler already gave up the mmap lock (to sleep on a folio lock). An
+            // exception (r still null) comes with the lock held.
             if (r != FaultResult.RETRY) mmapLock.readUnlock();
         }
         return r;
@@ -751,7 +758,7 @@ public final class AddressSpace implements AutoCloseable {
             // Secondary MMUs drop everything first; the zap that follows sends no invalidations.
             notifiers.release();
             for (Vma v : new ArrayList<>(vmas.values())) {
-                Zap.zap(this, v.start(), v.end(), true);
+                Zap.zap(this, v.start(), v.end(), null, true);
                 removeVma(v);
             }
             table.destroy();

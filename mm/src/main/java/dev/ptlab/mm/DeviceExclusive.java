@@ -16,6 +16,9 @@ import dev.ptlab.mm.notify.NotifierRange;
  * through an EXCLUSIVE notifier with no owner.
  */
 final class DeviceExclusive {
+    /** Attempts at splitting a THP source before {@link #make} reports EBUSY. */
+    private static final int BUSY_RETRIES = 64;
+
     private DeviceExclusive() {}
 
     /**
@@ -37,6 +40,7 @@ final class DeviceExclusive {
     static Folio make(AddressSpace mm, long addr, Object owner) {
         ProcessPageTable table = mm.table;
         GupResult gup = new GupResult();
+        int busy = 0;
         mm.mmapLock.readLock();
         try {
             while (true) {
@@ -49,8 +53,14 @@ final class DeviceExclusive {
                     throw new MmException(Errno.EOPNOTSUPP, addr, "device-exclusive needs anonymous non-hugetlb memory, not " + folio);
                 }
                 if (folio.isLarge()) {
+                    // Its folio could not be split: another mapping or reference (often a GUP in
+                    // flight) or its lock was taken. Try again a few times, then give up.
                     folio.put();
-                    throw new MmException(Errno.EBUSY, addr, "the THP " + folio + " is shared or pinned and could not be split");
+                    if (++busy > BUSY_RETRIES) {
+                        throw new MmException(Errno.EBUSY, addr, "the THP " + folio + " is shared or pinned and could not be split");
+                    }
+                    Thread.yield();
+                    continue;
                 }
                 // 2. Sleeps until the folio is ours (the kernel's folio_lock_killable); the driver
                 //    holds the mmap read lock here, as in the kernel.
@@ -107,10 +117,10 @@ final class DeviceExclusive {
         if (folio == null || !folio.tryGet()) return FaultResult.DONE;
         if (!folio.tryLock()) {
             // The driver still holds it. Never sleep on it with the mmap lock held.
+            mm.stats.add(MmEvent.FAULT_RETRY);
             mm.mmapLock.readUnlock();
             folio.waitUnlocked();
             folio.put();
-            mm.stats.add(MmEvent.FAULT_RETRY);
             return FaultResult.RETRY;
         }
         long page = addr & -mm.pageSize;

@@ -103,6 +103,10 @@ final class Faults {
             long size = vma.hugePageSize();
             int level = levelOfSize(size);
             long base = addr & -size;
+            if (f.level > level) {
+                // A table where the huge page goes: VMA boundaries and zap keep this from happening.
+                throw new IllegalStateException("hugetlb fault at 0x" + Long.toHexString(addr) + " found a table at level " + level);
+            }
             Folio folio = vma.shared()
                     ? vma.sharedMemory().getForMapping(vma.sharedOffset() + (base - vma.start()))
                     : memory.allocate(Long.numberOfTrailingZeros(size) - pageShift, Folio.HUGETLB | Folio.ANON);

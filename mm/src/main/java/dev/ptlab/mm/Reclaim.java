@@ -81,6 +81,9 @@ final class Reclaim {
                 boolean[] ok = {false};
                 mm.table.atLeaf(addr, ctx -> {
                     if (ctx.level() != Granule.LAST_LEVEL || ctx.old() != pte) return;
+                    // Again under the PTL: GUP takes its references under it, so a page pinned
+                    // after the first check is seen here and left alone.
+                    if (folio.mapcount() != 1 || folio.refcount() != 2) return;
                     if (Pte.isValid(pte) && HostPte.isDirty(pte)) folio.markDirty();
                     long slot = mm.host.swap().allocate(folio.pageWords(0));
                     long swp = HostPte.swapEntry(HostPte.SWP_SWAPFILE, slot);

@@ -6,6 +6,8 @@ import dev.ptlab.core.walk.Status;
 import dev.ptlab.core.walk.Visit;
 import dev.ptlab.core.walk.VisitContext;
 import dev.ptlab.core.walk.Visitor;
+import dev.ptlab.mm.notify.NotifierEvent;
+import dev.ptlab.mm.notify.NotifierRange;
 
 /**
  * Zap (zap_pte_range and friends, 6.15, reference A.8): clears every entry of a range and drops
@@ -15,8 +17,8 @@ import dev.ptlab.core.walk.Visitor;
  * to PTEs first, and only the covered ones go. With {@code freeTables} (munmap, exit) every table
  * left empty is freed on the way up; MADV_DONTNEED keeps them, as the kernel does.
  *
- * <p>Runs with the mmap write lock held and the PTL taken by the walk; the caller sends the
- * notifier (UNMAP, CLEAR) around it, or none (exit, after RELEASE).
+ * <p>Runs with the mmap write lock held and the PTL taken by the walk, inside the notifier the
+ * caller names (UNMAP for munmap, CLEAR for MADV_DONTNEED, none for exit after RELEASE).
  */
 final class Zap implements Visitor {
     private final AddressSpace mm;
@@ -29,11 +31,21 @@ final class Zap implements Visitor {
         this.freeTables = freeTables;
     }
 
-    static void zap(AddressSpace mm, long start, long end, boolean freeTables) {
-        Zap z = new Zap(mm, freeTables);
-        mm.table.walkRange(start, end, z, freeTables);
-        mm.stats.add(MmEvent.ZAPPED_PAGE, z.pages);
-        mm.stats.add(MmEvent.TABLE_FREED, z.tablesFreed);
+    /**
+     * Zaps {@code [start, end)} inside an invalidation of {@code event} (none if null: exit,
+     * after the RELEASE call), the PTL held only by the walk, never around the notifier.
+     */
+    static void zap(AddressSpace mm, long start, long end, NotifierEvent event, boolean freeTables) {
+        NotifierRange range = event == null ? null : new NotifierRange(start, end, event, null);
+        if (range != null) mm.notifiers.invalidateRangeStart(range);
+        try {
+            Zap z = new Zap(mm, freeTables);
+            mm.table.walkRange(start, end, z, freeTables);
+            mm.stats.add(MmEvent.ZAPPED_PAGE, z.pages);
+            mm.stats.add(MmEvent.TABLE_FREED, z.tablesFreed);
+        } finally {
+            if (range != null) mm.notifiers.invalidateRangeEnd(range);
+        }
     }
 
     @Override

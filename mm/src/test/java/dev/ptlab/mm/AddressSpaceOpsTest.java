@@ -309,6 +309,10 @@ class AddressSpaceOpsTest {
                 e -> assertThat(e.errno()).isEqualTo(Errno.EINVAL));
         assertThatThrownBy(() -> s.mmap(0, PAGE, RW, PRIVATE | Mman.MAP_HUGETLB))
                 .isInstanceOfSatisfying(MmException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EINVAL));
+        assertThatThrownBy(() -> s.mmap(a + PAGE, PAGE, RW, PRIVATE | Mman.MAP_FIXED))
+                .isInstanceOfSatisfying(MmException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EINVAL));
+        assertThatThrownBy(() -> s.mprotect(a, PAGE, Mman.PROT_READ))
+                .isInstanceOfSatisfying(MmException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EINVAL));
         s.munmap(a, M2);
         assertThat(s.readInt(a + M2 + 8)).isEqualTo(3);
         // A private hugetlb page is COW after fork, copied whole.
@@ -344,6 +348,26 @@ class AddressSpaceOpsTest {
         assertThat(child.readInt(a + PAGE)).isEqualTo(12);
         child.munmap(a, 4 * PAGE);
         assertThat(f.isFree()).isTrue();
+        assertAllReturned(host);
+    }
+
+    @Test
+    void sharedHugetlbPagesAreSharedWholeAcrossFork() {
+        long a = mm.mmap(0, 2 * M2, RW, SHARED | Mman.MAP_HUGETLB | Mman.MAP_HUGE_2MB);
+        mm.writeInt(a + M2 + 64, 1);
+        AddressSpace child = mm.fork();
+        assertThat(child.readInt(a + M2 + 64)).isEqualTo(1);
+        assertThat(child.pteLevel(a + M2)).isEqualTo(2);
+        Folio f = folioAt(child, a + M2);
+        assertThat(folioAt(mm, a + M2)).isSameAs(f);
+        assertThat(f.isHugetlb()).isTrue();
+        assertThat(f.isAnon()).isFalse();
+        assertThat(f.refcount()).isEqualTo(3);
+        child.writeInt(a + M2 + 64, 2);
+        assertThat(mm.readInt(a + M2 + 64)).isEqualTo(2);
+        host.checkInvariants(true);
+        child.close();
+        mm.munmap(a, 2 * M2);
         assertAllReturned(host);
     }
 
@@ -520,6 +544,7 @@ class AddressSpaceOpsTest {
         long hint = 0x7000_0000_0000L;
         assertThat(mm.mmap(hint, PAGE, RW, PRIVATE)).isEqualTo(hint);
         assertThat(mm.mmap(hint, PAGE, RW, PRIVATE)).as("taken: placed elsewhere").isNotEqualTo(hint);
+        assertThat(mm.mmap(hint + 2 * PAGE + 1, PAGE, RW, PRIVATE)).as("unaligned hint: placed elsewhere").isLessThan(hint);
         long c = mm.mmap(0, 3 * M2, RW, PRIVATE);
         assertThat(c % M2).isZero();
         host.checkInvariants(true);
