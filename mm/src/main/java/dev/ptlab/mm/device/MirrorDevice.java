@@ -72,11 +72,13 @@ public final class MirrorDevice implements AutoCloseable {
         /** EXCLUSIVE invalidations this device's own conversions caused, ignored (else it would livelock). */
         OWN_EXCLUSIVE_IGNORED,
         /**
-         * This device's conversion restored a page that was already device-exclusive (stealing it
-         * from another device): the restore's EXCLUSIVE event, raised on the converting thread,
-         * did not fail the conversion's own sequence check.
+         * This device's conversion found the page already device-exclusive and its GUP restored
+         * it first: another device's entry (stealing the page) or this device's own (a conversion
+         * redone after a lost race, or an entry whose mirror mapping an invalidation dropped).
+         * The restore's EXCLUSIVE event, raised on the converting thread, did not fail the
+         * conversion's own sequence check.
          */
-        STEAL,
+        CONVERSION_RESTORE,
         /** Mirror entries dropped by invalidations. */
         PAGE_INVALIDATED,
         /** {@link #ATOMIC} entries dropped by invalidations: atomic access revoked. */
@@ -429,14 +431,14 @@ public final class MirrorDevice implements AutoCloseable {
             counts.incrementAndGet(Counter.OWN_EXCLUSIVE_IGNORED.ordinal());
             return true;
         }
-        boolean steal = range.event() == NotifierEvent.EXCLUSIVE && range.owner() == null
+        boolean ownRestore = range.event() == NotifierEvent.EXCLUSIVE && range.owner() == null
                 && converting.get()[0] == range.start() && range.end() - range.start() == pageSize;
-        if (steal) counts.incrementAndGet(Counter.STEAL.ordinal());
+        if (ownRestore) counts.incrementAndGet(Counter.CONVERSION_RESTORE.ordinal());
         else invalidations.incrementAndGet(range.event().ordinal());
         long r;
         mutex.lock();
         try {
-            if (!steal) sub.setSeq(currentSeq);
+            if (!ownRestore) sub.setSeq(currentSeq);
             long first = range.start() >>> pageShift;
             long end = (range.end() + pageSize - 1) >>> pageShift;
             r = mirror.removeRange(first, end, ATOMIC);

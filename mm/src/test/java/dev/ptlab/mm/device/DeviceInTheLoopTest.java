@@ -280,7 +280,7 @@ class DeviceInTheLoopTest {
         assertThat(other.count(MirrorDevice.Counter.CONVERSION)).isPositive();
         // They did interleave: pages changed hands between devices and back to the CPUs many times.
         assertThat(dev.count(MirrorDevice.Counter.CONVERSION) + other.count(MirrorDevice.Counter.CONVERSION)).isGreaterThan(100);
-        assertThat(dev.count(MirrorDevice.Counter.STEAL) + other.count(MirrorDevice.Counter.STEAL)).isPositive();
+        assertThat(dev.count(MirrorDevice.Counter.CONVERSION_RESTORE) + other.count(MirrorDevice.Counter.CONVERSION_RESTORE)).isPositive();
         assertThat(mm.stats().count(MmEvent.EXCLUSIVE_RESTORE)).isGreaterThan(100);
         assertThat(reclaimed[0]).isPositive();
         assertThat(mm.stats().count(MmEvent.SWAP_IN)).isPositive();

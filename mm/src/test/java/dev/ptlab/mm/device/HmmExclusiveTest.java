@@ -195,8 +195,8 @@ class HmmExclusiveTest {
         assertThat(b.count(MirrorDevice.Counter.ATOMIC_REVOKED)).isEqualTo(rounds - 1);
         // Each steal restores the other device's entry inside the stealer's own read section; the
         // stealer recognises that restore as its own and its sequence check still passes.
-        assertThat(a.count(MirrorDevice.Counter.STEAL)).isEqualTo(rounds - 1);
-        assertThat(b.count(MirrorDevice.Counter.STEAL)).isEqualTo(rounds);
+        assertThat(a.count(MirrorDevice.Counter.CONVERSION_RESTORE)).isEqualTo(rounds - 1);
+        assertThat(b.count(MirrorDevice.Counter.CONVERSION_RESTORE)).isEqualTo(rounds);
         assertThat(a.count(MirrorDevice.Counter.CONVERSION_RETRY)).isZero();
         assertThat(b.count(MirrorDevice.Counter.CONVERSION_RETRY)).isZero();
         assertThat(mm.stats().count(MmEvent.EXCLUSIVE_CONVERSION)).isEqualTo(2 * rounds);
