@@ -90,6 +90,8 @@ public final class PageTableTest {
         public long hostPagesInUseAtEnd;
         /** Host page-table frames still allocated then (0 with fixed memory). */
         public long hostTableFramesInUseAtEnd;
+        /** The devices' side of a {@link DeviceAtomics} run; null for other workloads. */
+        public DeviceAtomics.Outcome deviceAtomics;
 
         /** Whether every stage-2 table frame, host page and host table frame came back at the end. */
         public boolean memoryReturned() {

@@ -74,7 +74,7 @@ public final class RandomAccess {
             r.phases.add(Simulation.runPhase(vm, "random", (v, i) -> {
                 SplittableRandom rnd = new SplittableRandom(o.seed * 0x9E3779B97F4A7C15L + i);
                 for (long n = 0; n < o.accesses; n++) {
-                    long p = rnd.nextDouble() < o.hotProbability ? rnd.nextLong(hot) : rnd.nextLong(pages);
+                    long p = pickPage(rnd, hot, pages, o.hotProbability);
                     double k = rnd.nextDouble();
                     Access a = k < o.writeFraction ? Access.WRITE : k < o.writeFraction + o.execFraction ? Access.EXEC : Access.READ;
                     v.access(base + p * page + (rnd.nextInt((int) page) & ~7), a);
@@ -92,7 +92,12 @@ public final class RandomAccess {
         return r;
     }
 
-    private static void check(Options o) {
+    /** A random page number below {@code pages}: one of the first {@code hot} with probability {@code hotProbability}. */
+    static long pickPage(SplittableRandom rnd, long hot, long pages, double hotProbability) {
+        return rnd.nextDouble() < hotProbability ? rnd.nextLong(hot) : rnd.nextLong(pages);
+    }
+
+    static void check(Options o) {
         if (o.accesses < 0) throw new IllegalArgumentException("accesses: " + o.accesses + " is negative");
         if (!(o.hotFraction > 0 && o.hotFraction <= 1)) throw new IllegalArgumentException("hot fraction: " + o.hotFraction + " is outside (0, 1]");
         if (!(o.hotProbability >= 0 && o.hotProbability <= 1)) {
