@@ -3,6 +3,7 @@ package dev.ptlab.cli;
 import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.table.CoalescePolicy;
 import dev.ptlab.sim.Backing;
+import dev.ptlab.sim.DeviceAtomics;
 import dev.ptlab.sim.FaultLocking;
 import dev.ptlab.sim.HostMemoryModel;
 import dev.ptlab.sim.PageTableTest;
@@ -62,39 +63,81 @@ final class SimulationOptions {
     boolean overlap;
 
     @Option(names = "--workload", paramLabel = "NAME", defaultValue = "selftest",
-            description = "selftest (kvm_page_table_test's phases) or random (random accesses, mostly to a hot set) (default: ${DEFAULT-VALUE})")
+            description = "selftest (kvm_page_table_test's phases), random (random accesses, mostly to a hot set) or "
+                    + "device-atomics (random accesses while devices make atomic adds to the same host memory) (default: ${DEFAULT-VALUE})")
     String workload;
 
-    @Option(names = "--accesses", paramLabel = "N", defaultValue = "1000000", description = "random: accesses per vCPU (default: ${DEFAULT-VALUE})")
+    @Option(names = "--devices", paramLabel = "N", defaultValue = "1",
+            description = "device-atomics: devices beside the vCPUs, each making --accesses atomic adds, 0.."
+                    + DeviceAtomics.MAX_DEVICES + " (default: ${DEFAULT-VALUE})")
+    int devices;
+
+    @Option(names = "--accesses", paramLabel = "N", defaultValue = "1000000",
+            description = "random, device-atomics: accesses per vCPU (and atomic adds per device) (default: ${DEFAULT-VALUE})")
     long accesses;
 
     @Option(names = "--hot", paramLabel = "FRACTION", defaultValue = "0.05",
-            description = "random: share of pages in the hot set that 90% of accesses go to (default: ${DEFAULT-VALUE})")
+            description = "random, device-atomics: share of pages in the hot set that 90% of accesses go to (default: ${DEFAULT-VALUE})")
     double hot;
 
-    @Option(names = "--seed", paramLabel = "N", defaultValue = "1", description = "random: seed (default: ${DEFAULT-VALUE})")
+    @Option(names = "--seed", paramLabel = "N", defaultValue = "1", description = "random, device-atomics: seed (default: ${DEFAULT-VALUE})")
     long seed;
 
     /** Every option name, to refuse them where they do not apply. */
     static final List<String> NAMES = List.of("--memory", "--vcpus", "--backing", "--granule", "--ipa-bits", "--eager-split",
-            "--coalesce", "--fault-lock", "--host-memory", "--checking", "--hardware-af", "--json", "--overlap", "--workload", "--accesses", "--hot",
-            "--seed");
+            "--coalesce", "--fault-lock", "--host-memory", "--checking", "--hardware-af", "--json", "--overlap", "--workload", "--devices", "--accesses",
+            "--hot", "--seed");
+
+    /** The workloads {@code --workload} names. */
+    enum Workload {
+        SELFTEST("selftest", "kvm_page_table_test"),
+        RANDOM("random", "random accesses"),
+        DEVICE_ATOMICS("device-atomics", "device atomics");
+
+        final String label;
+        final String title;
+
+        Workload(String label, String title) {
+            this.label = label;
+            this.title = title;
+        }
+    }
 
     /** Runs the chosen workload, publishing its progress to {@code progress}. */
     PageTableTest.Result run(VmConfig config, dev.ptlab.sim.Progress progress) {
         PageTableTest.Options o = options();
-        if (random()) {
-            return RandomAccess.run(config, RandomAccess.Options.defaults().memory(o.memory()).backing(o.backing()).vcpus(o.vcpus())
-                    .accesses(accesses).hotFraction(hot).seed(seed), progress);
-        }
-        return PageTableTest.run(config, o, progress);
+        Workload w = workload();
+        if (w == Workload.SELFTEST) return PageTableTest.run(config, o, progress);
+        RandomAccess.Options ro = RandomAccess.Options.defaults().memory(o.memory()).backing(o.backing()).vcpus(o.vcpus())
+                .accesses(accesses).hotFraction(hot).seed(seed);
+        if (w == Workload.RANDOM) return RandomAccess.run(config, ro, progress);
+        return DeviceAtomics.run(config, ro, devices, progress);
     }
 
-    boolean random() {
+    /** The workload; also checks the options only it uses. */
+    Workload workload() {
+        Workload w;
         switch (workload.trim().toLowerCase(java.util.Locale.ROOT)) {
-            case "selftest": case "kvm_page_table_test": return false;
-            case "random": return true;
-            default: throw new IllegalArgumentException("--workload: " + workload + " is not one of selftest, random");
+            case "selftest": case "kvm_page_table_test": w = Workload.SELFTEST; break;
+            case "random": w = Workload.RANDOM; break;
+            case "device-atomics": case "device_atomics": w = Workload.DEVICE_ATOMICS; break;
+            default: throw new IllegalArgumentException("--workload: " + workload + " is not one of selftest, random, device-atomics");
+        }
+        if (w == Workload.DEVICE_ATOMICS && (devices < 0 || devices > DeviceAtomics.MAX_DEVICES)) {
+            throw new IllegalArgumentException("--devices: " + devices + " is outside 0.." + DeviceAtomics.MAX_DEVICES);
+        }
+        return w;
+    }
+
+    /**
+     * Whether a run passed its own checks: every table frame and host page returned, and the
+     * selftest's dirty log exact, or device-atomics' memory sum equal to the adds made.
+     */
+    boolean passed(PageTableTest.Result r) {
+        switch (workload()) {
+            case SELFTEST: return r.dirtyLogExact() && r.memoryReturned();
+            case DEVICE_ATOMICS: return r.deviceAtomics.coherent() && r.memoryReturned();
+            default: return r.memoryReturned();
         }
     }
 
@@ -115,6 +158,7 @@ final class SimulationOptions {
         c.json = json;
         c.overlap = overlap;
         c.workload = workload;
+        c.devices = devices;
         c.accesses = accesses;
         c.hot = hot;
         c.seed = seed;

@@ -5,6 +5,9 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ptlab.core.hw.FaultType;
+import dev.ptlab.mm.device.MirrorDevice;
+import dev.ptlab.mm.notify.NotifierEvent;
+import dev.ptlab.sim.DeviceAtomics;
 import dev.ptlab.sim.HostMemoryModel;
 import dev.ptlab.sim.PageTableTest;
 import dev.ptlab.sim.PhaseReport;
@@ -17,7 +20,7 @@ import java.util.Locale;
 import java.util.Map;
 import org.HdrHistogram.Histogram;
 
-/** Prints (and writes as JSON) the reports of one kvm_page_table_test simulation. */
+/** Prints (and writes as JSON) the reports of one simulation run (kvm_page_table_test, random or device-atomics). */
 final class SimulationRun {
     private SimulationRun() {}
 
@@ -26,8 +29,9 @@ final class SimulationRun {
                 + ", " + c;
     }
 
-    static void print(PrintWriter out, VmConfig c, PageTableTest.Options o, PageTableTest.Result r, long wallNanos, boolean random) {
-        out.println("ptlab run: " + (random ? "random accesses" : "kvm_page_table_test") + " on a simulated VM");
+    static void print(PrintWriter out, VmConfig c, PageTableTest.Options o, PageTableTest.Result r, long wallNanos,
+                      SimulationOptions.Workload workload) {
+        out.println("ptlab run: " + workload.title + " on a simulated VM");
         out.println("  " + describe(c, o));
         out.println();
         out.printf(Locale.ROOT, "%-12s %9s %9s %9s %9s %7s %8s %8s %8s %7s %13s %9s %9s %14s %8s %8s %8s%n",
@@ -51,7 +55,8 @@ final class SimulationRun {
         for (PhaseReport p : r.phases) faults += p.faults();
         out.printf(Locale.ROOT, "total: %.3f s wall, %d stage-2 faults (%.2f M faults/s of vCPU phase wall time)%n",
                 wallNanos / 1e9, faults, faults / Math.max(1e-9, vcpuWallSeconds(r)) / 1e6);
-        if (random) {
+        if (workload != SimulationOptions.Workload.SELFTEST) {
+            if (r.deviceAtomics != null) printDevices(out, r);
             out.println("table at the end: " + r.afterCreate.entries() + " entries (" + r.afterCreate.entriesAt(3) + " pages, "
                     + r.afterCreate.entriesAt(2) + " level-2 blocks)");
             printMemoryAtEnd(out, c, r);
@@ -97,6 +102,49 @@ final class SimulationRun {
         }
     }
 
+    /**
+     * device-atomics: what the devices did, how the VM and the devices took pages from each
+     * other (conversions, restores, stage-2 leaves the notifiers removed, faults retried after a
+     * racing invalidation, notifier events by type) and the memory's sum check.
+     */
+    private static void printDevices(PrintWriter out, PageTableTest.Result r) {
+        DeviceAtomics.Outcome d = r.deviceAtomics;
+        PhaseReport p = r.phases.get(0);
+        out.printf(Locale.ROOT, "devices: %d, %d atomic adds in %.3f s; %d device faults, %d conversions (%d redone after a racing "
+                + "invalidation), %d atomic mappings revoked%n", d.devices.size(), d.deviceAdds, d.deviceWallNanos / 1e9,
+                d.total(MirrorDevice.Counter.ATOMIC_FAULT), d.total(MirrorDevice.Counter.CONVERSION),
+                d.total(MirrorDevice.Counter.CONVERSION_RETRY), d.total(MirrorDevice.Counter.ATOMIC_REVOKED));
+        for (Map.Entry<String, Map<MirrorDevice.Counter, Long>> e : d.devices.entrySet()) {
+            StringBuilder line = new StringBuilder();
+            for (Map.Entry<MirrorDevice.Counter, Long> c : e.getValue().entrySet()) {
+                line.append(", ").append(key(c.getKey().name())).append(' ').append(c.getValue());
+            }
+            out.printf(Locale.ROOT, "  %-10s %s%n", e.getKey(), line.length() == 0 ? "nothing" : line.substring(2));
+        }
+        // Every restore is a GUP fault on a device-exclusive entry: a guest fault taking the page
+        // back, or a device's conversion finding it already exclusive (another device's: a steal).
+        long restores = p.counter("host-exclusive-restore");
+        long byDevices = d.total(MirrorDevice.Counter.CONVERSION_RESTORE);
+        out.println("sharing: " + p.counter("host-exclusive-conversion") + " pages made device-exclusive, " + restores
+                + " restored (" + (restores - byDevices) + " by guest faults, " + byDevices + " by device conversions), "
+                + p.counter("notifier-stage2-unmapped")
+                + " stage-2 leaves unmapped by notifiers, " + p.vcpus().seqRetries() + " guest faults retried after a racing "
+                + "invalidation, " + p.counter("host-fault-retry") + " host faults that waited for a device's folio lock");
+        StringBuilder events = new StringBuilder();
+        for (NotifierEvent e : NotifierEvent.values()) {
+            long n = p.counter("notifier-" + key(e.name()));
+            if (n != 0) events.append(", ").append(key(e.name())).append(' ').append(n);
+        }
+        out.println("notifier events: " + (events.length() == 0 ? "none" : events.substring(2)));
+        out.println("memory: sum " + d.memorySum + (d.coherent() ? " = " : " != ") + d.guestWrites + " guest writes + " + d.deviceAdds
+                + " device adds" + (d.coherent() ? " (coherent)" : " (MISMATCH: " + (d.guestWrites + d.deviceAdds - d.memorySum)
+                + " updates lost)"));
+    }
+
+    private static String key(String constant) {
+        return constant.toLowerCase(Locale.ROOT).replace('_', '-');
+    }
+
     private static double vcpuWallSeconds(PageTableTest.Result r) {
         double s = 0;
         for (PhaseReport p : r.phases) if (p.vcpus().accesses() > 0) s += p.wallNanos() / 1e9;
@@ -108,11 +156,11 @@ final class SimulationRun {
     }
 
     /** Every metric of the run as one JSON document. */
-    static void writeJson(Path file, VmConfig c, PageTableTest.Options o, PageTableTest.Result r, long wallNanos, boolean random)
-            throws IOException {
+    static void writeJson(Path file, VmConfig c, PageTableTest.Options o, PageTableTest.Result r, long wallNanos,
+                          SimulationOptions.Workload workload) throws IOException {
         ObjectMapper m = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode root = m.createObjectNode();
-        root.put("workload", random ? "random" : "kvm_page_table_test");
+        root.put("workload", workload == SimulationOptions.Workload.SELFTEST ? "kvm_page_table_test" : workload.label);
         ObjectNode cfg = root.putObject("config");
         cfg.put("memory", o.memory());
         cfg.put("backing", o.backing().label());
@@ -159,7 +207,8 @@ final class SimulationRun {
         root.put("framesInUseAtEnd", r.framesInUseAtEnd);
         root.put("hostPagesInUseAtEnd", r.hostPagesInUseAtEnd);
         root.put("hostTableFramesInUseAtEnd", r.hostTableFramesInUseAtEnd);
-        if (random) {
+        if (r.deviceAtomics != null) writeDevices(root.putObject("deviceAtomics"), r.deviceAtomics);
+        if (workload != SimulationOptions.Workload.SELFTEST) {
             m.writeValue(file.toFile(), root);
             return;
         }
@@ -171,5 +220,21 @@ final class SimulationRun {
         root.put("adjustSameMappings", r.adjustShapeDifference == null);
         if (r.adjustDifference != null) root.put("adjustDifference", r.adjustDifference);
         m.writeValue(file.toFile(), root);
+    }
+
+    private static void writeDevices(ObjectNode n, DeviceAtomics.Outcome d) {
+        n.put("guestWrites", d.guestWrites);
+        n.put("guestReads", d.guestReads);
+        n.put("deviceAdds", d.deviceAdds);
+        n.put("memorySum", d.memorySum);
+        n.put("coherent", d.coherent());
+        n.put("deviceWallNanos", d.deviceWallNanos);
+        ObjectNode devs = n.putObject("devices");
+        for (Map.Entry<String, Map<MirrorDevice.Counter, Long>> e : d.devices.entrySet()) {
+            ObjectNode dn = devs.putObject(e.getKey());
+            for (Map.Entry<MirrorDevice.Counter, Long> c : e.getValue().entrySet()) dn.put(key(c.getKey().name()), c.getValue());
+        }
+        ObjectNode inv = n.putObject("deviceInvalidations");
+        for (Map.Entry<NotifierEvent, Long> e : d.deviceInvalidations.entrySet()) inv.put(key(e.getKey().name()), e.getValue());
     }
 }

@@ -58,7 +58,8 @@ class SimulationCommandTest {
         assertThat(counts.apply(a.out())).isEqualTo(counts.apply(b.out()));
         Cli.Result bad = Cli.run("run", "--workload", "sequential");
         assertThat(bad.exit()).isEqualTo(2);
-        assertThat(bad.err()).isEqualTo("ptlab run: --workload: sequential is not one of selftest, random" + System.lineSeparator());
+        assertThat(bad.err()).isEqualTo("ptlab run: --workload: sequential is not one of selftest, random, device-atomics"
+                + System.lineSeparator());
     }
 
     @Test
@@ -103,5 +104,46 @@ class SimulationCommandTest {
         Cli.Result r = Cli.run("run", "some.scenario", "--memory", "2G");
         assertThat(r.exit()).isEqualTo(2);
         assertThat(r.err()).contains("--memory applies to the simulation, not to scenario files");
+    }
+
+    @Test
+    void deviceAtomicsReportsTheSharingAndTheSumCheck() throws Exception {
+        Path json = dir.resolve("d.json");
+        Cli.Result r = Cli.run("run", "--workload", "device-atomics", "--memory", "8M", "--vcpus", "2", "--devices", "2", "--accesses",
+                "5000", "--hot", "0.01", "--checking", "--json", json.toString());
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).startsWith("ptlab run: device atomics on a simulated VM").containsPattern("(?m)^device-atomics +[0-9.]+ ")
+                .containsPattern("devices: 2, 10000 atomic adds in [0-9.]+ s; [0-9]+ device faults, [1-9][0-9]* conversions")
+                .containsPattern("(?m)^  device0 +atomic-fault [0-9]+, conversion [0-9]+")
+                .containsPattern("sharing: [1-9][0-9]* pages made device-exclusive, [1-9][0-9]* restored \\([0-9]+ by guest faults, "
+                        + "[0-9]+ by device conversions\\), [1-9][0-9]* stage-2 leaves unmapped by notifiers")
+                .containsPattern("notifier events: exclusive [1-9][0-9]*")
+                .containsPattern("memory: sum [0-9]+ = [0-9]+ guest writes \\+ 10000 device adds \\(coherent\\)")
+                .contains("host after the process exited: 0 pages and 0 page-table frames in use");
+        JsonNode root = new ObjectMapper().readTree(Files.readString(json));
+        assertThat(root.path("workload").asText()).isEqualTo("device-atomics");
+        JsonNode d = root.path("deviceAtomics");
+        assertThat(d.path("coherent").asBoolean()).isTrue();
+        assertThat(d.path("memorySum").asLong()).isEqualTo(d.path("guestWrites").asLong() + d.path("deviceAdds").asLong());
+        assertThat(d.path("deviceAdds").asLong()).isEqualTo(10_000);
+        assertThat(d.path("devices").size()).isEqualTo(2);
+        assertThat(d.path("devices").path("device1").path("atomic-add").asLong()).isEqualTo(5000);
+        assertThat(d.path("deviceInvalidations").path("exclusive").asLong()).isPositive();
+        assertThat(root.path("phases").get(0).path("host-exclusive-conversion").asLong()).isPositive();
+
+        String[][] bad = {{"--devices", "17"}, {"--host-memory", "fixed"}, {"--backing", "hugetlb", "--memory", "1G", "--vcpus", "1"}};
+        String[] expected = {"ptlab run: --devices: 17 is outside 0..16", "ptlab run: host memory: fixed has no host process",
+            "ptlab run: backing: hugetlb pages cannot be made device-exclusive"};
+        for (int i = 0; i < bad.length; i++) {
+            String[] args = new String[bad[i].length + 3];
+            args[0] = "run";
+            args[1] = "--workload";
+            args[2] = "device-atomics";
+            System.arraycopy(bad[i], 0, args, 3, bad[i].length);
+            Cli.Result e = Cli.run(args);
+            assertThat(e.exit()).as(String.join(" ", args)).isEqualTo(2);
+            assertThat(e.err()).startsWith(expected[i]);
+            assertThat(e.err().strip().lines().count()).isEqualTo(1);
+        }
     }
 }
