@@ -46,10 +46,12 @@ public final class MirrorDevice implements AutoCloseable {
     private static final long PERMS = READ | WRITE | ATOMIC;
 
     /**
-     * How many times one device access or conversion starts over after losing a race with an
-     * invalidation before it gives up with EBUSY (nouveau gives up on a timeout instead).
+     * How long one device access or conversion may keep losing races with invalidations before
+     * it gives up with EBUSY: nouveau's HMM_RANGE_DEFAULT_TIMEOUT (1 s). A bound in time rather
+     * than in tries, because under heavy notifier traffic (other devices, a VM) the device's
+     * whole-space subscription sees every invalidation and a fair share of attempts lose.
      */
-    static final int MAX_TRIES = 64;
+    static final long TIMEOUT_NANOS = 1_000_000_000L;
 
     /** Things a device counts. */
     public enum Counter {
@@ -291,9 +293,12 @@ public final class MirrorDevice implements AutoCloseable {
      * WRITE), faulting it in through GUP as often as invalidations take it away again.
      */
     private void accessPage(long page, long need, PageAccess access) {
+        long start = System.nanoTime();
         for (int tries = 0; ; tries++) {
             if (tryMapped(page, need, access)) return;
-            if (tries == MAX_TRIES) throw busy(page, "a " + (need == WRITE ? "write" : "read") + " fault");
+            if (tries > 0 && System.nanoTime() - start > TIMEOUT_NANOS) {
+                throw busy(page, "a " + (need == WRITE ? "write" : "read") + " fault", tries);
+            }
             faultIn(page, need == WRITE);
         }
     }
@@ -371,7 +376,8 @@ public final class MirrorDevice implements AutoCloseable {
     private void convertPage(long page, PageAccess access) {
         long key = page >>> pageShift;
         long[] mine = converting.get();
-        for (int tries = 0; ; tries++) {
+        long start = System.nanoTime();
+        for (int tries = 1; ; tries++) {
             long seq = subscription.readBegin();
             Folio folio;
             mine[0] = page;
@@ -403,7 +409,7 @@ public final class MirrorDevice implements AutoCloseable {
             }
             if (mapped) return;
             counts.incrementAndGet(Counter.CONVERSION_RETRY.ordinal());
-            if (tries == MAX_TRIES) throw busy(page, "a conversion");
+            if (System.nanoTime() - start > TIMEOUT_NANOS) throw busy(page, "a conversion", tries);
         }
     }
 
@@ -503,8 +509,9 @@ public final class MirrorDevice implements AutoCloseable {
         if (closed) throw new IllegalStateException("device " + name + ": closed");
     }
 
-    private MmException busy(long page, String what) {
-        return new MmException(Errno.EBUSY, page, name + ": " + what + " lost to invalidations " + MAX_TRIES + " times");
+    private MmException busy(long page, String what, int tries) {
+        return new MmException(Errno.EBUSY, page, name + ": " + what + " lost to invalidations for "
+                + TIMEOUT_NANOS / 1_000_000 + " ms (" + tries + " tries)");
     }
 
     private static void checkInts(long addr, int nInts) {
