@@ -81,7 +81,15 @@ public final class Vcpu {
             int level = Translation.faultLevel(r);
             stats.faults[type.ordinal()][level + 1]++;
             long t0 = vm.config().latency() ? System.nanoTime() : 0;
+            long retriesBefore = stats.seqRetries;
             int outcome = vm.handleAbort(this, gpa, access, type, level, mmu.lastPte());
+            // A fault that lost to an invalidation goes back to the run loop, where KVM checks
+            // need_resched before entering the guest again. Without that the vCPU re-faults in a
+            // tight loop, and with fewer cores than threads it keeps the invalidating thread (a
+            // device converting pages, a host thread unmapping) from finishing, so the
+            // invalidation stays in progress and every fault retries again: device-atomics with
+            // two devices made single accesses fault 10^4 times before this yield.
+            if (stats.seqRetries != retriesBefore) Thread.yield();
             if (t0 != 0) stats.latency.recordValue(Math.max(0, System.nanoTime() - t0));
             if (outcome == Vm.EXIT_MMIO) {
                 stats.mmioExits++;
