@@ -16,7 +16,9 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * A VM and devices sharing one host process's memory (issue 7): the vCPUs make random reads and
@@ -31,12 +33,18 @@ import java.util.concurrent.atomic.AtomicReference;
  * are done, so the phase's host-side counters (notifier events, conversions, restores, stage-2
  * leaves unmapped by notifiers) cover both.
  *
+ * <p>A device adds in bursts of {@link #BURST} to one page (one device fault per burst unless the
+ * guest takes the page back meanwhile) and keeps pace with the slowest vCPU: its n-th add waits
+ * until every vCPU has made n accesses.
+ *
  * <p>Each conversion unmaps the page from stage-2 (the VM's notifier sees the EXCLUSIVE event;
  * a THP block goes whole and the host splits the THP); the guest's next access faults, and its
  * GUP restores the host entry, revoking the device (EXCLUSIVE with no owner), which faults again
  * for its next add there.
  */
 public final class DeviceAtomics {
+    /** How often a vCPU publishes its progress (a power of two). */
+    private static final int PROGRESS_STEP = 64;
     /** Atomic adds a device makes to one page before it picks another. */
     public static final int BURST = 16;
     /** Most devices one run may have. */
@@ -112,6 +120,8 @@ public final class DeviceAtomics {
             AtomicLong deviceAdds = new AtomicLong();
             AtomicLong deviceStart = new AtomicLong();
             AtomicLong deviceEnd = new AtomicLong();
+            // Accesses each vCPU has made so far, published every PROGRESS_STEP (devices pace on it).
+            AtomicLongArray vcpuProgress = new AtomicLongArray(o.vcpus);
             List<Thread> threads = new ArrayList<>();
             for (int d = 0; d < devices; d++) {
                 MirrorDevice dev = devs.get(d);
@@ -122,6 +132,7 @@ public final class DeviceAtomics {
                         deviceStart.compareAndSet(0, System.nanoTime());
                         SplittableRandom rnd = new SplittableRandom(seed);
                         for (long n = 0; n < o.accesses; ) {
+                            awaitVcpus(vcpuProgress, n);
                             // A burst of adds to one page, as a device kernel works on a buffer:
                             // one device fault (conversion) at most per burst.
                             long p = RandomAccess.pickPage(rnd, hot, pages, o.hotProbability);
@@ -129,8 +140,7 @@ public final class DeviceAtomics {
                             for (long k = 0; k < burst; k++) dev.atomicAdd(hva + p * page + (rnd.nextInt((int) page) & ~3), 1);
                             n += burst;
                             deviceAdds.addAndGet(burst);
-                            // Let the vCPUs run between bursts: on a machine with fewer cores than
-                            // threads a device spinning through conversions would starve them.
+                            // Let the vCPUs run between bursts (fewer cores than threads, often).
                             Thread.yield();
                         }
                     } catch (Throwable e) {
@@ -148,15 +158,21 @@ public final class DeviceAtomics {
                     go.countDown();
                     SplittableRandom rnd = new SplittableRandom(o.seed * 0x9E3779B97F4A7C15L + i);
                     long w = 0;
-                    for (long n = 0; n < o.accesses; n++) {
-                        long p = RandomAccess.pickPage(rnd, hot, pages, o.hotProbability);
-                        long gpa = base + p * page + (rnd.nextInt((int) page) & ~3);
-                        if (rnd.nextDouble() < o.writeFraction) {
-                            guestAdd(vm, v, gpa, host);
-                            w++;
-                        } else {
-                            exitCheck(v, gpa, v.access(gpa, Access.READ));
+                    try {
+                        for (long n = 0; n < o.accesses; n++) {
+                            if ((n & (PROGRESS_STEP - 1)) == 0) vcpuProgress.set(i, n);
+                            long p = RandomAccess.pickPage(rnd, hot, pages, o.hotProbability);
+                            long gpa = base + p * page + (rnd.nextInt((int) page) & ~3);
+                            if (rnd.nextDouble() < o.writeFraction) {
+                                guestAdd(vm, v, gpa, host);
+                                w++;
+                            } else {
+                                exitCheck(v, gpa, v.access(gpa, Access.READ));
+                            }
                         }
+                    } finally {
+                        // Done (or failed): the devices no longer wait for this vCPU.
+                        vcpuProgress.set(i, Long.MAX_VALUE);
                     }
                     writes.addAndGet(w);
                     reads.addAndGet(o.accesses - w);
@@ -251,6 +267,20 @@ public final class DeviceAtomics {
             }
         }
         return s;
+    }
+
+    /**
+     * Paces a device to the guest: its adds number {@code done} so far, and it waits until every
+     * vCPU has made as many accesses (or finished), so devices and vCPUs share pages for the
+     * whole run instead of the faster side finishing alone.
+     */
+    private static void awaitVcpus(AtomicLongArray progress, long done) {
+        while (true) {
+            long slowest = Long.MAX_VALUE;
+            for (int i = 0; i < progress.length(); i++) slowest = Math.min(slowest, progress.get(i));
+            if (slowest >= done) return;
+            LockSupport.parkNanos(20_000);
+        }
     }
 
     private static void join(Thread t) {
