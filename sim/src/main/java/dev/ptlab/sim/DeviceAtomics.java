@@ -201,11 +201,7 @@ public final class DeviceAtomics {
             if (config.checking()) memory.host.checkInvariants(true);
         } finally {
             for (MirrorDevice dev : devs) dev.close();
-            progress.finish();
-            vm.destroy();
-            r.framesInUseAtEnd = vm.tableMemory().framesInUse();
-            if (memory != null) memory.close();
-            r.recordHost(memory);
+            r.endRun(progress, vm, memory);
         }
         return r;
     }

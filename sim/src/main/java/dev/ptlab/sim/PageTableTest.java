@@ -107,10 +107,18 @@ public final class PageTableTest {
             return written.equals(logged);
         }
 
-        void recordHost(GuestMemory m) {
-            if (m == null) return;
-            hostPagesInUseAtEnd = m.hostPagesInUse();
-            hostTableFramesInUseAtEnd = m.hostTableFramesInUse();
+        /**
+         * Ends a workload's run (in its finally): the progress display, the VM (every table
+         * frame back) and the host process (every host page back), recording what is left.
+         */
+        void endRun(Progress progress, Vm vm, GuestMemory memory) {
+            progress.finish();
+            vm.destroy();
+            framesInUseAtEnd = vm.tableMemory().framesInUse();
+            if (memory == null) return;
+            memory.close();
+            hostPagesInUseAtEnd = memory.hostPagesInUse();
+            hostTableFramesInUseAtEnd = memory.hostTableFramesInUse();
         }
     }
 
@@ -206,11 +214,7 @@ public final class PageTableTest {
             r.adjustDifference = r.afterAdjust.differenceFrom(r.afterCreate);
             r.adjustShapeDifference = r.afterAdjust.differenceFrom(r.afterCreate, Stage2Descriptor.S2AP_W);
         } finally {
-            progress.finish();
-            vm.destroy();
-            r.framesInUseAtEnd = vm.tableMemory().framesInUse();
-            if (memory != null) memory.close();
-            r.recordHost(memory);
+            r.endRun(progress, vm, memory);
         }
         return r;
     }

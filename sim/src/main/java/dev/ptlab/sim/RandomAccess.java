@@ -83,11 +83,7 @@ public final class RandomAccess {
             r.afterCreate = TableSnapshot.of(vm.table());
             r.afterAdjust = r.afterCreate;
         } finally {
-            progress.finish();
-            vm.destroy();
-            r.framesInUseAtEnd = vm.tableMemory().framesInUse();
-            if (memory != null) memory.close();
-            r.recordHost(memory);
+            r.endRun(progress, vm, memory);
         }
         return r;
     }
