@@ -404,22 +404,74 @@ final class Faults {
         }
     }
 
-    /** Takes the page if its entry allows {@code access} (PTL held throughout); false if a fault is needed. */
-    private boolean grab(long addr, int flags, Access access, GupResult out) {
+    /**
+     * Splits a THP mapped at {@code addr} — the PMD mapping, then the large folio where it can —
+     * inside a CLEAR notifier over the whole huge page (mmap lock held, PTL not). Does nothing if
+     * the entry is not present or not huge.
+     *
+     * <p>A split is an invalidation for secondary MMUs: a PMD split changes the mapping's shape
+     * and a folio split moves the pages into new folios, so a stage-2 2M block built from the
+     * huge page must not outlive it (a store through the stale block would land in the old large
+     * folio and be lost). As the kernel's __split_huge_pmd does, the split runs inside a notifier
+     * over the whole huge page. The notifier may sleep, so it cannot be sent under the PTL: the
+     * span is found under the PTL, which is dropped for the notifier, and the entry is looked up
+     * again inside it, since anything may have changed meanwhile.
+     *
+     * @throws PageTableException out of memory for the page table the PMD split needs
+     */
+    void splitHuge(long addr) {
         ProcessPageTable.Found f = new ProcessPageTable.Found();
+        NotifierRange span;
         table.lock();
         try {
             table.lookup(addr, f);
-            if (!entryAllows(f.pte, access)) return false;
-            if ((flags & Mman.FOLL_SPLIT_PMD) != 0) {
+            span = Pte.isValid(f.pte) ? hugeSpan(addr, f) : null;
+        } finally {
+            table.unlock();
+        }
+        if (span == null) return;
+        mm.notifiers.invalidateRangeStart(span);
+        try {
+            table.lock();
+            try {
+                table.lookup(addr, f);
+                if (!Pte.isValid(f.pte)) return;
                 if (f.level < Granule.LAST_LEVEL) {
                     splitPmd(addr, f);
                     table.lookup(addr, f);
                 }
                 long pagePa = geometry.outputAddress(f.pte);
                 Folio folio = memory.folioOf(pagePa);
-                if (folio.isLarge() && trySplitFolio(addr, pagePa, folio)) table.lookup(addr, f);
+                if (folio.isLarge()) trySplitFolio(addr, pagePa, folio);
+            } finally {
+                table.unlock();
             }
+        } finally {
+            mm.notifiers.invalidateRangeEnd(span);
+        }
+    }
+
+    /** The range a split of {@code f}'s mapping invalidates, or null if nothing there is a splittable THP (PTL held). */
+    private NotifierRange hugeSpan(long addr, ProcessPageTable.Found f) {
+        long pagePa = geometry.outputAddress(f.pte);
+        Folio folio = memory.folioOf(pagePa);
+        if (folio == null || folio.isHugetlb()) return null;
+        if (f.level < Granule.LAST_LEVEL) {
+            return new NotifierRange(f.base, f.base + f.size, NotifierEvent.CLEAR, null);
+        }
+        if (!folio.isLarge() || !folio.isAnon()) return null;
+        long vaBase = (addr & -pageSize) - ((pagePa & -pageSize) - folio.pa());
+        return new NotifierRange(vaBase, vaBase + folio.size(), NotifierEvent.CLEAR, null);
+    }
+
+    /** Takes the page if its entry allows {@code access} (PTL held throughout); false if a fault is needed. */
+    private boolean grab(long addr, int flags, Access access, GupResult out) {
+        if ((flags & Mman.FOLL_SPLIT_PMD) != 0) splitHuge(addr);
+        ProcessPageTable.Found f = new ProcessPageTable.Found();
+        table.lock();
+        try {
+            table.lookup(addr, f);
+            if (!entryAllows(f.pte, access)) return false;
             long leafPa = geometry.outputAddress(f.pte);
             long pa = leafPa + ((addr & -pageSize) - f.base);
             Folio folio = memory.folioOf(pa);

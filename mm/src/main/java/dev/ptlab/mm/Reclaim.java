@@ -32,31 +32,25 @@ final class Reclaim {
         try {
             Vma vma = addr >= 0 && addr < mm.geometry.iaLimit() ? mm.findVmaLocked(addr) : null;
             if (vma == null || !vma.anonymous()) return false; // shmem and hugetlb are not reclaimed here
+            try {
+                mm.faults.splitHuge(addr); // a THP is split first, under its own notifier
+            } catch (PageTableException e) {
+                if (!AddressSpace.isOutOfMemory(e)) throw e;
+                return false; // no table frame to split the THP with
+            }
             ProcessPageTable.Found f = new ProcessPageTable.Found();
             Folio folio;
             table.lock();
             try {
                 table.lookup(addr, f);
                 if (Pte.isValid(f.pte)) {
-                    if (f.level < Granule.LAST_LEVEL) {
-                        mm.faults.splitPmd(addr, f);
-                        table.lookup(addr, f);
-                    }
-                    long pa = mm.geometry.outputAddress(f.pte);
-                    folio = mm.memory.folioOf(pa);
-                    if (folio.isLarge() && mm.faults.trySplitFolio(addr, pa, folio)) {
-                        table.lookup(addr, f);
-                        folio = mm.memory.folioOf(pa);
-                    }
+                    folio = mm.memory.folioOf(mm.geometry.outputAddress(f.pte));
                 } else if (HostPte.isDeviceExclusive(f.pte)) {
                     folio = mm.memory.folioOf(HostPte.swapOffset(f.pte) << mm.pageShift);
                 } else {
                     return false;
                 }
                 if (folio == null || !folio.tryGet()) return false;
-            } catch (PageTableException e) {
-                if (!AddressSpace.isOutOfMemory(e)) throw e;
-                return false; // no table frame to split the THP with
             } finally {
                 table.unlock();
             }

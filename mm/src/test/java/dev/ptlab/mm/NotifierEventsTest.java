@@ -102,6 +102,60 @@ class NotifierEventsTest {
         assertRange(rec.single(), NotifierEvent.CLEAR, a + 2 * PAGE, a + 3 * PAGE, null);
     }
 
+    /**
+     * A THP split is an invalidation: a secondary MMU's 2M mapping must go before the PMD becomes
+     * PTEs and the folio is cut into new ones. The notifier brackets the split: at its start the
+     * huge mapping is still there, at its end it is gone.
+     */
+    @Test
+    void thpSplitForGupSendsClearOverTheHugePageAroundTheSplit() {
+        long a = mm.mmap(0, 2 * MmFixture.M2, RW, PRIVATE);
+        long t = (a + MmFixture.M2 - 1) & -MmFixture.M2;
+        mm.madvise(a, 2 * MmFixture.M2, Mman.MADV_HUGEPAGE);
+        mm.writeInt(t + 5 * PAGE, 5);
+        assertThat(mm.pteLevel(t)).isEqualTo(2);
+        List<Integer> levelAtStart = new ArrayList<>();
+        List<Integer> levelAtEnd = new ArrayList<>();
+        mm.notifiers().register(new dev.ptlab.mm.notify.MmuNotifier() {
+            @Override
+            public void invalidateRangeStart(NotifierRange range) {
+                levelAtStart.add(mm.pteLevel(t + 5 * PAGE));
+            }
+
+            @Override
+            public void invalidateRangeEnd(NotifierRange range) {
+                levelAtEnd.add(mm.pteLevel(t + 5 * PAGE));
+            }
+        });
+        rec.clear();
+        GupResult pin = new GupResult();
+        mm.getUserPage(t + 5 * PAGE, Mman.FOLL_SPLIT_PMD, pin);
+        assertRange(rec.single(), NotifierEvent.CLEAR, t, t + MmFixture.M2, null);
+        assertThat(levelAtStart).containsExactly(2);
+        assertThat(levelAtEnd).containsExactly(3);
+        assertThat(pin.folio.order()).as("the folio was split too").isZero();
+        assertThat(mm.stats().count(MmEvent.THP_SPLIT)).isEqualTo(2);
+        pin.folio.put();
+        rec.clear();
+        mm.getUserPage(t + 6 * PAGE, Mman.FOLL_SPLIT_PMD, pin);
+        assertThat(rec.starts).as("nothing huge left to split").isEmpty();
+        pin.folio.put();
+    }
+
+    @Test
+    void reclaimOfAThpPageSplitsItUnderClearOverTheHugePageFirst() {
+        long a = mm.mmap(0, 2 * MmFixture.M2, RW, PRIVATE);
+        long t = (a + MmFixture.M2 - 1) & -MmFixture.M2;
+        mm.madvise(a, 2 * MmFixture.M2, Mman.MADV_HUGEPAGE);
+        mm.writeInt(t, 1);
+        rec.clear();
+        assertThat(mm.reclaimPage(t + 3 * PAGE)).isTrue();
+        assertThat(rec.starts).hasSize(2);
+        assertRange(rec.starts.get(0), NotifierEvent.CLEAR, t, t + MmFixture.M2, null);
+        assertRange(rec.starts.get(1), NotifierEvent.CLEAR, t + 3 * PAGE, t + 4 * PAGE, null);
+        assertThat(mm.readInt(t)).isEqualTo(1);
+    }
+
     @Test
     void deviceExclusiveSendsExclusiveWithTheOwnerAndRestoreWithout() {
         long a = mm.mmap(0, 4 * PAGE, RW, PRIVATE);

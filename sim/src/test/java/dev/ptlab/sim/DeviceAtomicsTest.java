@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.ptlab.mm.device.MirrorDevice;
 import dev.ptlab.mm.notify.NotifierEvent;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 
 /** The device-atomics workload: a VM and devices adding to the same memory, no update lost, everything returned. */
@@ -47,7 +46,6 @@ class DeviceAtomicsTest {
     }
 
     @Test
-    @Disabled(VmDeviceTest.THP_SPLIT_BUG)
     void thpBackingSplitsTheBlocksTheDeviceTouches() {
         PageTableTest.Result r = DeviceAtomics.run(VmConfig.defaults().withChecking(true), options(Backing.THP), 1, new Progress());
         assertSharedAndCoherent(r, 1);

@@ -16,7 +16,6 @@ import dev.ptlab.mm.device.MirrorDevice;
 import dev.ptlab.mm.notify.NotifierEvent;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -28,14 +27,6 @@ import org.junit.jupiter.api.Test;
 class VmDeviceTest {
     static final long K4 = 0x1000, M2 = 0x20_0000;
     static final long GPA = 0x4000_0000L;
-    /**
-     * Why the THP cases are disabled: GUP's FOLL_SPLIT_PMD (mm Faults.splitPmd / trySplitFolio)
-     * splits a THP under the PTL with no MMU notifier, so a VM's 2M block over it outlives the
-     * split, and a store through it after the split copied the contents is lost. With a CLEAR
-     * notifier over the huge page around the split (as the kernel's __split_huge_pmd sends) both
-     * cases pass; enable them when mm announces the split (or stops moving the contents).
-     */
-    static final String THP_SPLIT_BUG = "mm splits a THP without an MMU notifier: a VM's 2M block outlives the split (see THP_SPLIT_BUG)";
 
     private Host host;
     private AddressSpace mm;
@@ -143,7 +134,6 @@ class VmDeviceTest {
      * old folio and is lost.
      */
     @Test
-    @Disabled(VmDeviceTest.THP_SPLIT_BUG)
     void aThpSplitWaitsForAGuestStoreInFlightOnTheBlock() throws Exception {
         dev.close();
         mm.munmap(hva, M2);
