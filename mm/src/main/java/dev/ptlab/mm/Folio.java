@@ -84,16 +84,10 @@ public final class Folio {
     public boolean isDirty() { return (flags & DIRTY) != 0; }
     public boolean isLocked() { return (flags & LOCKED) != 0; }
     public void markDirty() { setFlag(DIRTY); }
-    public void clearDirty() { clearFlag(DIRTY); }
 
     private void setFlag(int bit) {
         int f;
         do { f = flags; } while ((f & bit) == 0 && !FLAGS.compareAndSet(this, f, f | bit));
-    }
-
-    private void clearFlag(int bit) {
-        int f;
-        do { f = flags; } while ((f & bit) != 0 && !FLAGS.compareAndSet(this, f, f & ~bit));
     }
 
     // ---- reference and map counts ----
@@ -263,11 +257,6 @@ public final class Folio {
     public void writeLong(long offset, long value) {
         checkOffset(offset);
         DATA.setVolatile(words(pageIndex(offset)), wordIndex(offset), value);
-    }
-
-    public long getAndAddLong(long offset, long delta) {
-        checkOffset(offset);
-        return (long) DATA.getAndAdd(words(pageIndex(offset)), wordIndex(offset), delta);
     }
 
     /** The 32-bit int at byte {@code offset} (4-aligned; little-endian within the word). */

@@ -24,7 +24,6 @@ final class SwapSpace {
     /** Next never-used slot. */
     private int bump = 1;
     private long inUse;
-    private long peak;
 
     /** Saves {@code words} (null for a page of zeros) in a new slot with count 1. */
     synchronized long allocate(long[] words) {
@@ -41,7 +40,6 @@ final class SwapSpace {
         contents[slot] = words == null ? ZERO_PAGE : words;
         counts[slot] = 1;
         inUse++;
-        if (inUse > peak) peak = inUse;
         return slot;
     }
 
@@ -76,10 +74,6 @@ final class SwapSpace {
 
     synchronized long slotsInUse() {
         return inUse;
-    }
-
-    synchronized long peakSlotsInUse() {
-        return peak;
     }
 
     /** Slots in use, each with its count, in slot order: {@code [slot0, count0, slot1, count1, ...]}. */

@@ -85,6 +85,7 @@ class HmmExclusiveTest {
         assertThat(mm.notifiers().count(NotifierEvent.EXCLUSIVE)).isEqualTo(NPAGES);
         assertThat(dev.count(MirrorDevice.Counter.OWN_EXCLUSIVE_IGNORED)).isEqualTo(NPAGES);
         assertThat(dev.checkExclusive(buf, NPAGES)).isTrue();
+        assertThat(dev.atomicPages()).isEqualTo(NPAGES);
         host.checkInvariants(true);
 
         // The device reads through its atomic mappings: no fault, the CPU's values.
@@ -101,6 +102,7 @@ class HmmExclusiveTest {
         assertThat(dev.count(MirrorDevice.Counter.ATOMIC_REVOKED)).isEqualTo(NPAGES);
         assertThat(dev.checkExclusive(buf, NPAGES)).as("CHECK_EXCLUSIVE: revoked everywhere").isFalse();
         assertThat(dev.mirroredPages()).isZero();
+        assertThat(dev.atomicPages()).isZero();
         assertDeviceExclusive(mm, false);
         for (int p = 0; p < NPAGES; p++) assertThat(HostPte.isWrite(mm.pte(buf + p * PAGE))).isTrue();
         assertSoleMappings(mm);
