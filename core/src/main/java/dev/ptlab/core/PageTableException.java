@@ -15,12 +15,18 @@ public class PageTableException extends RuntimeException {
     private final Errno errno;
     private final long address;
     private final int level;
+    private final String argument;
 
     public PageTableException(Errno errno, long address, int level, String reason) {
+        this(errno, address, level, reason, null);
+    }
+
+    private PageTableException(Errno errno, long address, int level, String reason, String argument) {
         super(format(errno, address, level, reason));
         this.errno = errno;
         this.address = address;
         this.level = level;
+        this.argument = argument;
     }
 
     private static String format(Errno errno, long address, int level, String reason) {
@@ -34,7 +40,7 @@ public class PageTableException extends RuntimeException {
 
     /** An argument error: names the argument and its value. */
     public static PageTableException invalidArgument(String name, Object value, String why) {
-        return new PageTableException(Errno.EINVAL, NO_ADDRESS, NO_LEVEL, name + ": " + value + " " + why);
+        return new PageTableException(Errno.EINVAL, NO_ADDRESS, NO_LEVEL, name + ": " + value + " " + why, name);
     }
 
     public static PageTableException invalidArgument(String name, long hexValue, String why) {
@@ -56,5 +62,14 @@ public class PageTableException extends RuntimeException {
 
     public int level() {
         return level;
+    }
+
+    /**
+     * The machine-readable reason of an argument error: the name of the argument that was refused
+     * (as {@link #invalidArgument} was given it, e.g. {@code "pa-bits"}), or {@code null} when the
+     * error is not about one argument. Callers branch on this, never on the message text.
+     */
+    public String argument() {
+        return argument;
     }
 }
