@@ -220,10 +220,10 @@ class VmScenarioTest {
                 .endsWith("; expected the tables to fit in table memory (raise mem-size= on the vm line)");
     }
 
-    /** The README shows the example's command, its text and its real output. */
+    /** docs/scenario-language.md shows the example's command, its text and its real output. */
     @Test
     void readmeShowsTheExampleAndItsOutput() throws Exception {
-        String readme = Files.readString(Path.of("../README.md"));
+        String readme = Files.readString(Path.of("../docs/scenario-language.md"));
         assertThat(readme).contains("./ptlab run cli/" + EXAMPLE + "\n");
         assertThat(readme).contains("```\n" + Files.readString(Path.of(EXAMPLE)) + "```\n");
         assertThat(readme).contains("```\n" + Cli.run("run", EXAMPLE).out() + "```\n");
