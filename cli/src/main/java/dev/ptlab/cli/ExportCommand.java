@@ -31,7 +31,7 @@ import picocli.CommandLine.Spec;
                 + "at physical address PA: the root table(s) first, then every other table frame, each table "
                 + "descriptor rewritten to its table's address in the image. Writes DIR/image.bin and "
                 + "DIR/registers.json (the system-register values: VTCR_EL2, VTTBR_EL2 and HCR_EL2 for stage-2; "
-                + "MAIR_EL2, TCR_EL2 and TTBR0_EL2 for hyp; README.md lists every field). Load image.bin at PA, "
+                + "MAIR_EL2, TCR_EL2 and TTBR0_EL2 for hyp; docs/cli.md lists every field). Load image.bin at PA, "
                 + "write the registers, and hardware (or QEMU) translates through the table."},
         footer = {"", "Exit codes: 0 success, 1 an expect line of FILE failed (the image is still written), "
                 + "2 usage or scenario error, a base the image cannot start at, or an unwritable DIR."})
@@ -105,7 +105,7 @@ final class ExportCommand implements Callable<Integer> {
         return sb.toString();
     }
 
-    /** The registers.json document (README.md, "ptlab export", lists every field). */
+    /** The registers.json document (docs/cli.md, "ptlab export", lists every field). */
     static String registersJson(TableImage im) {
         Geometry g = im.geometry();
         Json regs = new Json();

@@ -26,7 +26,7 @@ import picocli.CommandLine.Spec;
         subcommands = {RunCommand.class, CompareCommand.class, TranslateCommand.class, DumpCommand.class, ExportCommand.class, BenchCommand.class,
             CommandLine.HelpCommand.class},
         footer = {"", "Exit codes: 0 success, 1 failed expectations, 2 usage or scenario errors.",
-            "Scenario language and examples: docs/scenario-language.md; every command: README.md, section \"CLI reference\"."})
+            "Scenario language and examples: docs/scenario-language.md; every command: docs/cli.md."})
 public final class Main implements Callable<Integer> {
     static final int EXIT_OK = 0;
     static final int EXIT_FAILED_EXPECTATIONS = 1;
