@@ -16,7 +16,7 @@ import dev.ptlab.core.mem.PhysicalMemory;
 import dev.ptlab.core.table.Stage2PageTable;
 import org.junit.jupiter.api.Test;
 
-/** The README's "Library quick start", line for line, with its comments turned into assertions. */
+/** The README's "Library quick start", line for line (DocsSnippetsTest compares the two), with its comments turned into assertions. */
 class ReadmeExampleTest {
     @Test
     void quickStart() {

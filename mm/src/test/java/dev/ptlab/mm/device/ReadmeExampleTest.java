@@ -14,11 +14,11 @@ import dev.ptlab.mm.MmEvent;
 import dev.ptlab.mm.notify.NotifierEvent;
 import org.junit.jupiter.api.Test;
 
-/** The README's "Host memory" example, statement for statement, with its stated results asserted. */
+/** The example of docs/host-memory.md, statement for statement (DocsSnippetsTest compares the two), with its stated results asserted. */
 class ReadmeExampleTest {
     @Test
-    void theReadmeExampleDoesWhatTheReadmeSays() {
-        // --- README begins ---
+    void theDocumentedExampleDoesWhatThePageSays() {
+        // --- docs/host-memory.md begins ---
         Host host = new Host(Granule.G4K, 64L << 20, 48, true);        // 64 MiB of host RAM, checking on
         AddressSpace mm = host.newAddressSpace();
         long buf = mm.mmap(0, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
@@ -36,7 +36,7 @@ class ReadmeExampleTest {
         gpu.close();
         child.close();
         mm.close();                                                     // every page and table frame returned
-        // --- README ends ---
+        // --- docs/host-memory.md ends ---
 
         assertThat(entry).startsWith("device-exclusive offset=0x");
         assertThat(v).isEqualTo(2);
