@@ -4,24 +4,13 @@ import dev.ptlab.core.table.CoalescePolicy;
 import java.util.Locale;
 
 /** {@code coalesce-policy install-first|unmap-first}: the order in which a later map replaces a table by a block. */
-final class CoalescePolicyLine implements ScenarioCommand {
-    @Override
-    public String keyword() {
-        return "coalesce-policy";
+final class CoalescePolicyLine extends ScenarioCommand {
+    CoalescePolicyLine() {
+        super("coalesce-policy", Needs.STAGE2, "\"coalesce-policy\" ( \"install-first\" | \"unmap-first\" )");
     }
 
     @Override
-    public String grammar() {
-        return "\"coalesce-policy\" ( \"install-first\" | \"unmap-first\" )";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.STAGE2;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         l.args("coalesce-policy install-first|unmap-first", "POLICY");
         CoalescePolicy policy;
         switch (l.token(1).toLowerCase(Locale.ROOT)) {

@@ -8,24 +8,13 @@ import dev.ptlab.core.table.TableCounters;
 import java.io.PrintWriter;
 
 /** {@code counters}: the running totals of TLBIs, table operations, cache maintenance and table frames. */
-final class CountersLine implements ScenarioCommand {
-    @Override
-    public String keyword() {
-        return "counters";
+final class CountersLine extends ScenarioCommand {
+    CountersLine() {
+        super("counters", Needs.TABLE, "\"counters\"");
     }
 
     @Override
-    public String grammar() {
-        return "\"counters\"";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.TABLE;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         l.args("counters");
         return m -> {
             if (m.printing()) print(m, m.out());

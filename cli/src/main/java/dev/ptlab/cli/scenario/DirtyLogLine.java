@@ -11,29 +11,18 @@ import java.util.Locale;
  * {@code dirty-log enable|disable|get SLOT [keep]}: the VM's dirty logging of a memslot (write
  * protection and eager split on enable; the dirty pages as IPA ranges on get).
  */
-final class DirtyLogLine implements ScenarioCommand {
+final class DirtyLogLine extends ScenarioCommand {
     /** Most dirty ranges {@code dirty-log get} lists before it only counts the rest. */
     static final int MAX_DIRTY_RANGES = 16;
 
     private enum Action { ENABLE, DISABLE, GET }
 
-    @Override
-    public String keyword() {
-        return "dirty-log";
+    DirtyLogLine() {
+        super("dirty-log", Needs.VM, "\"dirty-log\" ( \"enable\" | \"disable\" ) SLOT | \"dirty-log\" \"get\" SLOT [ \"keep\" ]");
     }
 
     @Override
-    public String grammar() {
-        return "\"dirty-log\" ( \"enable\" | \"disable\" ) SLOT | \"dirty-log\" \"get\" SLOT [ \"keep\" ]";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.VM;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         String usage = "dirty-log enable|disable|get SLOT [keep]";
         if (l.count() < 3) throw l.missing(usage, "enable|disable|get", "SLOT");
         Action action;
@@ -131,7 +120,7 @@ final class DirtyLogLine implements ScenarioCommand {
     }
 
     @Override
-    public String argumentHint() {
+    String argumentHint() {
         return "a configuration the VM accepts";
     }
 }

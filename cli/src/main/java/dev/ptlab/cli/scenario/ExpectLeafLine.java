@@ -6,24 +6,13 @@ import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.table.Leaf;
 
 /** {@code expect-leaf ADDR level N}: the software walker finds a valid leaf at level N for ADDR. */
-final class ExpectLeafLine implements ScenarioCommand {
-    @Override
-    public String keyword() {
-        return "expect-leaf";
+final class ExpectLeafLine extends ScenarioCommand {
+    ExpectLeafLine() {
+        super("expect-leaf", Needs.TABLE, "\"expect-leaf\" ADDR \"level\" LEVEL");
     }
 
     @Override
-    public String grammar() {
-        return "\"expect-leaf\" ADDR \"level\" LEVEL";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.TABLE;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         String usage = "expect-leaf ADDR level N";
         l.args(usage, "ADDR", "\"level\"", "N");
         long addr = l.number(1, "ADDR");

@@ -9,26 +9,15 @@ import dev.ptlab.core.hw.Translation;
  * {@code expect ADDR [ACCESS] -> PA} or {@code expect ADDR [ACCESS] fault TYPE LEVEL}: what
  * cpu0's MMU must give, counted as an expectation.
  */
-final class ExpectLine implements ScenarioCommand {
+final class ExpectLine extends ScenarioCommand {
     private static final String USAGE = "expect ADDR [read|write|exec] -> PA, or expect ADDR [read|write|exec] fault TYPE LEVEL";
 
-    @Override
-    public String keyword() {
-        return "expect";
+    ExpectLine() {
+        super("expect", Needs.TABLE, "\"expect\" ADDR [ ACCESS ] \"->\" PA | \"expect\" ADDR [ ACCESS ] \"fault\" FAULT LEVEL");
     }
 
     @Override
-    public String grammar() {
-        return "\"expect\" ADDR [ ACCESS ] \"->\" PA | \"expect\" ADDR [ ACCESS ] \"fault\" FAULT LEVEL";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.TABLE;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         if (l.count() < 2) throw l.missing(USAGE, "ADDR");
         long addr = l.number(1, "ADDR");
         int i = 2;

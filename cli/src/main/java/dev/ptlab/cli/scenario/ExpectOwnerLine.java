@@ -5,24 +5,13 @@ import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.table.Leaf;
 
 /** {@code expect-owner ADDR OWNER}: the entry at ADDR is invalid and annotated with OWNER (0: not annotated). */
-final class ExpectOwnerLine implements ScenarioCommand {
-    @Override
-    public String keyword() {
-        return "expect-owner";
+final class ExpectOwnerLine extends ScenarioCommand {
+    ExpectOwnerLine() {
+        super("expect-owner", Needs.STAGE2, "\"expect-owner\" ADDR OWNER");
     }
 
     @Override
-    public String grammar() {
-        return "\"expect-owner\" ADDR OWNER";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.STAGE2;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         String usage = "expect-owner ADDR OWNER";
         l.args(usage, "ADDR", "OWNER");
         long addr = l.number(1, "ADDR");

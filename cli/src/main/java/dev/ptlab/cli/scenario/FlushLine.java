@@ -3,24 +3,13 @@ package dev.ptlab.cli.scenario;
 import dev.ptlab.cli.Numbers;
 
 /** {@code flush IPA SIZE}: D-cache clean+invalidate of every cacheable leaf (nothing with fwb). */
-final class FlushLine implements RangeCommand {
-    @Override
-    public String keyword() {
-        return "flush";
+final class FlushLine extends RangeCommand {
+    FlushLine() {
+        super("flush", Needs.STAGE2, "\"flush\" IPA SIZE");
     }
 
     @Override
-    public String grammar() {
-        return "\"flush\" IPA SIZE";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.STAGE2;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         l.args("flush IPA SIZE", "IPA", "SIZE");
         long ipa = l.number(1, "IPA");
         long size = l.size(2, "SIZE");

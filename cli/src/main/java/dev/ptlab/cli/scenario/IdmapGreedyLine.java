@@ -11,24 +11,13 @@ import dev.ptlab.core.table.Stage2PageTable;
  * {@code idmap-greedy ADDR PROT RANGE-START RANGE-END} (identity-map tables only): pKVM's greedy
  * host idmap of the largest leaf around ADDR inside the range.
  */
-final class IdmapGreedyLine implements ScenarioCommand {
-    @Override
-    public String keyword() {
-        return "idmap-greedy";
+final class IdmapGreedyLine extends ScenarioCommand {
+    IdmapGreedyLine() {
+        super("idmap-greedy", Needs.STAGE2, "\"idmap-greedy\" ADDR PROT RANGE-START RANGE-END");
     }
 
     @Override
-    public String grammar() {
-        return "\"idmap-greedy\" ADDR PROT RANGE-START RANGE-END";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.STAGE2;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         String usage = "idmap-greedy ADDR PROT RANGE-START RANGE-END";
         TableSpec table = l.table();
         if ((table.flags() & Stage2PageTable.IDMAP) == 0) {
@@ -68,7 +57,7 @@ final class IdmapGreedyLine implements ScenarioCommand {
     }
 
     @Override
-    public String expected(Errno errno, Machine m) {
+    String expected(Errno errno, Machine m) {
         return errno == Errno.EPERM ? "ADDR's own page free of mappings with other attributes and of owner annotations"
                 : m.expectedByDefault(errno);
     }

@@ -10,24 +10,13 @@ import java.util.Locale;
  * {@code map ADDR SIZE PA PROT}: a stage-2 map (with the memory cache topped up to the most
  * tables it can install) or a hyp map.
  */
-final class MapLine implements ScenarioCommand {
-    @Override
-    public String keyword() {
-        return "map";
+final class MapLine extends ScenarioCommand {
+    MapLine() {
+        super("map", Needs.TABLE, "\"map\" ADDR SIZE PA PROT");
     }
 
     @Override
-    public String grammar() {
-        return "\"map\" ADDR SIZE PA PROT";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.TABLE;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         String a = l.addrName();
         l.args("map " + a + " SIZE PA PROT", a, "SIZE", "PA", "PROT");
         long addr = l.number(1, a);
@@ -57,7 +46,7 @@ final class MapLine implements ScenarioCommand {
     }
 
     @Override
-    public String expected(Errno errno, Machine m) {
+    String expected(Errno errno, Machine m) {
         if (errno != Errno.EINVAL) return m.expectedByDefault(errno);
         return m.addrName() + ", SIZE and PA aligned" + m.toTheGranule() + " and a prot the " + TableDump.kind(m.geometry())
                 + " table accepts" + (m.stage2() != null && (m.spec().flags() & Stage2PageTable.IDMAP) != 0

@@ -6,24 +6,13 @@ import dev.ptlab.sim.Backing;
 import dev.ptlab.sim.Memslot;
 
 /** {@code memslot GPA SIZE BACKING HOSTPA [ro]}: the VM's next memslot (ids 0, 1, ... in line order). */
-final class MemslotLine implements ScenarioCommand {
-    @Override
-    public String keyword() {
-        return "memslot";
+final class MemslotLine extends ScenarioCommand {
+    MemslotLine() {
+        super("memslot", Needs.VM, "\"memslot\" GPA SIZE BACKING HOSTPA [ \"ro\" ]");
     }
 
     @Override
-    public String grammar() {
-        return "\"memslot\" GPA SIZE BACKING HOSTPA [ \"ro\" ]";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.VM;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         String usage = "memslot GPA SIZE BACKING HOSTPA [ro]";
         if (l.count() < 5) throw l.missing(usage, "GPA", "SIZE", "BACKING", "HOSTPA");
         if (l.count() > 6) throw l.extra(6, usage);
@@ -61,7 +50,7 @@ final class MemslotLine implements ScenarioCommand {
     }
 
     @Override
-    public String argumentHint() {
+    String argumentHint() {
         return "GPA, SIZE and HOSTPA aligned to the backing's page size, the slot inside the IPA space and overlapping "
                 + "no other slot";
     }

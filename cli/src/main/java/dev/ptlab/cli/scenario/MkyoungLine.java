@@ -4,24 +4,13 @@ import dev.ptlab.cli.Numbers;
 import dev.ptlab.core.walk.Status;
 
 /** {@code mkyoung IPA}: the access-flag fault handler sets the leaf's access flag; no TLBI. */
-final class MkyoungLine implements ScenarioCommand {
-    @Override
-    public String keyword() {
-        return "mkyoung";
+final class MkyoungLine extends ScenarioCommand {
+    MkyoungLine() {
+        super("mkyoung", Needs.STAGE2, "\"mkyoung\" IPA");
     }
 
     @Override
-    public String grammar() {
-        return "\"mkyoung\" IPA";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.STAGE2;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         l.args("mkyoung IPA", "IPA");
         long ipa = l.number(1, "IPA");
         return m -> {

@@ -8,24 +8,13 @@ import dev.ptlab.core.walk.Status;
  * {@code relax IPA RIGHTS}: the permission-fault handler adds rights to the leaf, with a local
  * TLBI on cpu0 only.
  */
-final class RelaxLine implements ScenarioCommand {
-    @Override
-    public String keyword() {
-        return "relax";
+final class RelaxLine extends ScenarioCommand {
+    RelaxLine() {
+        super("relax", Needs.STAGE2, "\"relax\" IPA RIGHTS");
     }
 
     @Override
-    public String grammar() {
-        return "\"relax\" IPA RIGHTS";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.STAGE2;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         l.args("relax IPA PROT", "IPA", "PROT");
         long ipa = l.number(1, "IPA");
         Prot prot = Prot.parse(l.token(2));

@@ -3,15 +3,15 @@ package dev.ptlab.cli.scenario;
 import dev.ptlab.core.Errno;
 
 /**
- * One scenario command, as a unit: its keyword, its line of the documented grammar, what it
- * needs before it (a table, a stage-2 table, a VM), its parser and executor ({@link #parse}
- * returns what the line does), and what its error messages say is expected. Every command is
- * registered once in {@link ScenarioCommands}; the parser, the machine, the "unknown command"
- * message and the documentation test all read that registry.
+ * One scenario command, as a unit: its keyword, its rule in the documented grammar, what it needs
+ * before it (a table, a stage-2 table, a VM), its parser and executor ({@link #parse} returns what
+ * the line does), and what its error messages say is expected. Every command is registered once
+ * in {@link ScenarioCommands}; the parser, the machine, the "unknown command" message and the
+ * documentation test all read that registry.
  */
-public interface ScenarioCommand {
+public abstract class ScenarioCommand {
     /** What must come before a command; the parser checks it with one message per kind. */
-    enum Needs {
+    public enum Needs {
         /** Nothing: the table lines themselves. */
         NOTHING,
         /** A table line (stage2, hyp or vm). */
@@ -22,29 +22,47 @@ public interface ScenarioCommand {
         VM
     }
 
-    /** The keyword that starts the line (lower case). */
-    String keyword();
+    private final String keyword;
+    private final Needs needs;
+    private final String grammar;
 
     /**
-     * The right-hand side of the command's rule in docs/scenario-language.md's grammar block,
-     * exactly as written there (e.g. {@code "unmap" ADDR SIZE}); a test checks it is.
+     * @param keyword the keyword that starts the line (lower case)
+     * @param grammar the right-hand side of the command's rule in docs/scenario-language.md's
+     *     grammar block, as written there with blanks folded and alternatives on one line joined
+     *     by {@code " | "} (e.g. {@code "unmap" ADDR SIZE}); ScenarioCommandsTest checks it is
      */
-    String grammar();
+    ScenarioCommand(String keyword, Needs needs, String grammar) {
+        this.keyword = keyword;
+        this.needs = needs;
+        this.grammar = grammar;
+    }
 
-    Needs needs();
+    public final String keyword() {
+        return keyword;
+    }
+
+    public final String grammar() {
+        return grammar;
+    }
+
+    public final Needs needs() {
+        return needs;
+    }
 
     /**
-     * Checks the line's arguments and returns what running it does.
+     * Checks the line's arguments (after the parser checked {@link #needs}) and returns what
+     * running it does.
      *
      * @throws ScenarioException {@code file:line: what is wrong; expected what}
      */
-    Step.Action parse(Line line) throws ScenarioException;
+    abstract Step.Action parse(Line line) throws ScenarioException;
 
     /**
      * The "expected ..." of a message when the library refuses this command with {@code errno};
      * commands whose arguments the library checks in a way of their own override it.
      */
-    default String expected(Errno errno, Machine m) {
+    String expected(Errno errno, Machine m) {
         return m.expectedByDefault(errno);
     }
 
@@ -53,7 +71,12 @@ public interface ScenarioCommand {
      * (the sim library names the argument and the rule), or null when no such refusal is expected
      * from this command (it is then reported as a failure of the operation itself).
      */
-    default String argumentHint() {
+    String argumentHint() {
         return null;
+    }
+
+    @Override
+    public String toString() {
+        return keyword;
     }
 }

@@ -6,24 +6,13 @@ import dev.ptlab.cli.Numbers;
  * {@code set-owner IPA SIZE OWNER}: an invalid, counted owner annotation in every page of the
  * range (the memory cache topped up for page-sized entries).
  */
-final class SetOwnerLine implements RangeCommand {
-    @Override
-    public String keyword() {
-        return "set-owner";
+final class SetOwnerLine extends RangeCommand {
+    SetOwnerLine() {
+        super("set-owner", Needs.STAGE2, "\"set-owner\" IPA SIZE OWNER");
     }
 
     @Override
-    public String grammar() {
-        return "\"set-owner\" IPA SIZE OWNER";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.STAGE2;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         String usage = "set-owner IPA SIZE OWNER";
         l.args(usage, "IPA", "SIZE", "OWNER");
         long ipa = l.number(1, "IPA");

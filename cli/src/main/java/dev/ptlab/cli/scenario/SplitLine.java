@@ -16,24 +16,13 @@ import java.util.Locale;
  * enough for every block in the range to go down to pages). Running out of frames is a result,
  * not an error: the table stays valid and the scenario goes on.
  */
-final class SplitLine implements RangeCommand {
-    @Override
-    public String keyword() {
-        return "split";
+final class SplitLine extends RangeCommand {
+    SplitLine() {
+        super("split", Needs.STAGE2, "\"split\" IPA SIZE [ \"frames=\" N ]");
     }
 
     @Override
-    public String grammar() {
-        return "\"split\" IPA SIZE [ \"frames=\" N ]";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.STAGE2;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         String usage = "split IPA SIZE [frames=N]";
         if (l.count() < 3) throw l.missing(usage, "IPA", "SIZE");
         if (l.count() > 4) throw l.extra(4, usage);
@@ -96,8 +85,8 @@ final class SplitLine implements RangeCommand {
     }
 
     @Override
-    public String expected(Errno errno, Machine m) {
+    String expected(Errno errno, Machine m) {
         return errno == Errno.ENOMEM ? "a memory cache with frames for the split (raise frames= or mem-size=)"
-                : RangeCommand.super.expected(errno, m);
+                : super.expected(errno, m);
     }
 }

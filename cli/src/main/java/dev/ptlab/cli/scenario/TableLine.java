@@ -14,7 +14,7 @@ import dev.ptlab.core.table.Stage2PageTable;
  * {@code stage2 [options]} and {@code hyp [options]}: the scenario's one table, a KVM-style
  * stage-2 table or the EL2 stage-1 table, in its own simulated physical memory.
  */
-final class TableLine implements ScenarioCommand {
+final class TableLine extends ScenarioCommand {
     static final TableLine STAGE2 = new TableLine(true);
     static final TableLine HYP = new TableLine(false);
 
@@ -31,22 +31,8 @@ final class TableLine implements ScenarioCommand {
     private final boolean stage2;
 
     private TableLine(boolean stage2) {
+        super(stage2 ? "stage2" : "hyp", Needs.NOTHING, stage2 ? "\"stage2\" { stage2-opt }" : "\"hyp\" { hyp-opt }");
         this.stage2 = stage2;
-    }
-
-    @Override
-    public String keyword() {
-        return stage2 ? "stage2" : "hyp";
-    }
-
-    @Override
-    public String grammar() {
-        return stage2 ? "\"stage2\" { stage2-opt }" : "\"hyp\" { hyp-opt }";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.NOTHING;
     }
 
     /** The table's settings as the options leave them. */
@@ -61,7 +47,7 @@ final class TableLine implements ScenarioCommand {
     }
 
     @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         l.requireFirstTable();
         String bitsKey = stage2 ? "ipa-bits" : "va-bits";
         Options o = new Options();
@@ -128,7 +114,7 @@ final class TableLine implements ScenarioCommand {
     }
 
     @Override
-    public String expected(Errno errno, Machine m) {
+    String expected(Errno errno, Machine m) {
         return errno == Errno.EINVAL ? memoryWindowExpected(m) : m.expectedByDefault(errno);
     }
 
@@ -138,7 +124,7 @@ final class TableLine implements ScenarioCommand {
     }
 
     @Override
-    public String argumentHint() {
+    String argumentHint() {
         return "a configuration the VM accepts";
     }
 }

@@ -6,24 +6,13 @@ import dev.ptlab.cli.Numbers;
  * {@code tlbi IPA SIZE} (a range TLBI of the table's VMID on every CPU) or {@code tlbi all} (every
  * entry of the VMID): the invalidation a caller of wrprotect or mkold issues.
  */
-final class TlbiLine implements ScenarioCommand {
-    @Override
-    public String keyword() {
-        return "tlbi";
+final class TlbiLine extends ScenarioCommand {
+    TlbiLine() {
+        super("tlbi", Needs.STAGE2, "\"tlbi\" IPA SIZE | \"tlbi\" \"all\"");
     }
 
     @Override
-    public String grammar() {
-        return "\"tlbi\" IPA SIZE | \"tlbi\" \"all\"";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.STAGE2;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         String usage = "tlbi IPA SIZE, or tlbi all";
         if (l.count() == 1) throw l.error("tlbi is missing IPA and SIZE (or \"all\")", usage);
         if (l.token(1).equalsIgnoreCase("all")) {

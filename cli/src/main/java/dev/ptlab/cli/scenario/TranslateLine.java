@@ -3,24 +3,13 @@ package dev.ptlab.cli.scenario;
 import dev.ptlab.core.hw.Access;
 
 /** {@code translate ADDR [ACCESS]}: a hardware-style walk by cpu0's MMU, printed. */
-final class TranslateLine implements ScenarioCommand {
-    @Override
-    public String keyword() {
-        return "translate";
+final class TranslateLine extends ScenarioCommand {
+    TranslateLine() {
+        super("translate", Needs.TABLE, "\"translate\" ADDR [ ACCESS ]");
     }
 
     @Override
-    public String grammar() {
-        return "\"translate\" ADDR [ ACCESS ]";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.TABLE;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         String usage = "translate ADDR [read|write|exec]";
         if (l.count() < 2) throw l.missing(usage, "ADDR");
         if (l.count() > 3) throw l.extra(3, usage);

@@ -3,24 +3,13 @@ package dev.ptlab.cli.scenario;
 import dev.ptlab.cli.Numbers;
 
 /** {@code unmap ADDR SIZE}: a stage-2 unmap (every overlapping leaf) or a hyp unmap (stops at a hole). */
-final class UnmapLine implements RangeCommand {
-    @Override
-    public String keyword() {
-        return "unmap";
+final class UnmapLine extends RangeCommand {
+    UnmapLine() {
+        super("unmap", Needs.TABLE, "\"unmap\" ADDR SIZE");
     }
 
     @Override
-    public String grammar() {
-        return "\"unmap\" ADDR SIZE";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.TABLE;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         String a = l.addrName();
         l.args("unmap " + a + " SIZE", a, "SIZE");
         long addr = l.number(1, a);

@@ -15,29 +15,18 @@ import java.util.Locale;
  * through the vCPU's MMU and the VM's abort handler, printed with the faults it took; with
  * {@code ->} it is an expectation.
  */
-final class VcpuAccessLine implements ScenarioCommand {
+final class VcpuAccessLine extends ScenarioCommand {
     private static final String USAGE = "vcpu-access VCPU ADDR read|write|exec [-> PA | -> mmio | -> address-size]";
 
     /** What {@code -> X} expects: a PA, an MMIO exit or an address-size error. */
     private enum Outcome { PA, MMIO, ADDRESS_SIZE }
 
-    @Override
-    public String keyword() {
-        return "vcpu-access";
+    VcpuAccessLine() {
+        super("vcpu-access", Needs.VM, "\"vcpu-access\" VCPU ADDR ACCESS [ \"->\" ( PA | \"mmio\" | \"address-size\" ) ]");
     }
 
     @Override
-    public String grammar() {
-        return "\"vcpu-access\" VCPU ADDR ACCESS [ \"->\" ( PA | \"mmio\" | \"address-size\" ) ]";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.VM;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         int arrow = 1;
         while (arrow < l.count() && !l.token(arrow).equals("->")) arrow++;
         if (arrow < 4) throw l.missing(arrow, USAGE, "VCPU", "ADDR", "ACCESS");

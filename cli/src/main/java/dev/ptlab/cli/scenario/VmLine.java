@@ -14,25 +14,14 @@ import java.util.Locale;
  * {@code vm [options]}: a simulated {@link Vm} (the one {@code ptlab run} simulates) whose
  * stage-2 table becomes the scenario's table, with its vCPUs.
  */
-final class VmLine implements ScenarioCommand {
+final class VmLine extends ScenarioCommand {
     /** Most vCPUs a {@code vm} line may ask for. */
     static final int MAX_VCPUS = 512;
     private static final String OPTIONS = "granule=4k|16k|64k, ipa-bits=N, vmid=N, fault-lock=shared|write, "
             + "coalesce=install-first|legacy, eager-split=SIZE, checking, hardware-af, vcpus=N, mem-size=SIZE";
 
-    @Override
-    public String keyword() {
-        return "vm";
-    }
-
-    @Override
-    public String grammar() {
-        return "\"vm\" { vm-opt }";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.NOTHING;
+    VmLine() {
+        super("vm", Needs.NOTHING, "\"vm\" { vm-opt }");
     }
 
     /** The VM's settings as the options leave them. */
@@ -44,7 +33,7 @@ final class VmLine implements ScenarioCommand {
     }
 
     @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         l.requireFirstTable();
         Options o = new Options();
         l.options("vm", OPTIONS, (key, value) -> {
@@ -143,12 +132,12 @@ final class VmLine implements ScenarioCommand {
     }
 
     @Override
-    public String expected(Errno errno, Machine m) {
+    String expected(Errno errno, Machine m) {
         return errno == Errno.EINVAL ? TableLine.memoryWindowExpected(m) : m.expectedByDefault(errno);
     }
 
     @Override
-    public String argumentHint() {
+    String argumentHint() {
         return "a configuration the VM accepts";
     }
 }

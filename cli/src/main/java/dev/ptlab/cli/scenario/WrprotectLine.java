@@ -3,24 +3,13 @@ package dev.ptlab.cli.scenario;
 import dev.ptlab.cli.Numbers;
 
 /** {@code wrprotect IPA SIZE}: write permission off every valid leaf in the range; no TLBI (see tlbi). */
-final class WrprotectLine implements RangeCommand {
-    @Override
-    public String keyword() {
-        return "wrprotect";
+final class WrprotectLine extends RangeCommand {
+    WrprotectLine() {
+        super("wrprotect", Needs.STAGE2, "\"wrprotect\" IPA SIZE");
     }
 
     @Override
-    public String grammar() {
-        return "\"wrprotect\" IPA SIZE";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.STAGE2;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         l.args("wrprotect IPA SIZE", "IPA", "SIZE");
         long ipa = l.number(1, "IPA");
         long size = l.size(2, "SIZE");

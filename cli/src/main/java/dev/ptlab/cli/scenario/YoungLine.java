@@ -6,33 +6,19 @@ import dev.ptlab.cli.Numbers;
  * {@code mkold IPA SIZE} (clear the access flags, say whether any was set) and {@code young IPA
  * SIZE} (only say): the kernel's test_clear_young with and without mkold. No TLBI.
  */
-final class YoungLine implements RangeCommand {
+final class YoungLine extends RangeCommand {
     static final YoungLine MKOLD = new YoungLine(true);
     static final YoungLine YOUNG = new YoungLine(false);
 
     private final boolean mkold;
 
     private YoungLine(boolean mkold) {
+        super(mkold ? "mkold" : "young", Needs.STAGE2, mkold ? "\"mkold\" IPA SIZE" : "\"young\" IPA SIZE");
         this.mkold = mkold;
     }
 
     @Override
-    public String keyword() {
-        return mkold ? "mkold" : "young";
-    }
-
-    @Override
-    public String grammar() {
-        return "\"" + keyword() + "\" IPA SIZE";
-    }
-
-    @Override
-    public Needs needs() {
-        return Needs.STAGE2;
-    }
-
-    @Override
-    public Step.Action parse(Line l) throws ScenarioException {
+    Step.Action parse(Line l) throws ScenarioException {
         l.args(keyword() + " IPA SIZE", "IPA", "SIZE");
         long ipa = l.number(1, "IPA");
         long size = l.size(2, "SIZE");
