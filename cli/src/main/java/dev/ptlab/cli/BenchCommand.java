@@ -1,5 +1,6 @@
 package dev.ptlab.cli;
 
+import dev.ptlab.cli.scenario.ScenarioParser;
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Prot;

@@ -71,7 +71,7 @@ final class ExportCommand implements Callable<Integer> {
             try {
                 image = paBits == null ? TableImage.of(m.table(), base) : TableImage.of(m.table(), base, paBits);
             } catch (PageTableException e) {
-                throw new ScenarioSource.Refusal("export: " + e.getMessage() + "; expected " + (e.getMessage().startsWith("pa-bits")
+                throw new ScenarioSource.Refusal("export: " + e.getMessage() + "; expected " + ("pa-bits".equals(e.argument())
                         ? "--pa-bits 32, 36, 40, 42, 44 or 48 (not below a stage-2 table's IPA size), or 52 with 52-bit descriptors"
                         : "--base PA aligned to the granule (and to a concatenated root's size), with the image below 2^pa-bits"));
             }

@@ -8,13 +8,13 @@ import java.util.Locale;
  * binary K/M/G/T suffix. A parse failure is an {@link IllegalArgumentException} whose message
  * says what is wrong and what was expected, naming the argument.
  */
-final class Numbers {
+public final class Numbers {
     private Numbers() {}
 
     private static final String NUMBER_EXPECTED = "expected decimal digits or 0x followed by hex digits";
 
     /** Parses an address or count: decimal or 0x-hex, no suffix, non-negative. */
-    static long parseNumber(String what, String text) {
+    public static long parseNumber(String what, String text) {
         String t = text.replace("_", "").toLowerCase(Locale.ROOT);
         int radix = 10;
         if (t.startsWith("0x")) {
@@ -41,7 +41,7 @@ final class Numbers {
     }
 
     /** Parses a size: a number with an optional binary K, M, G or T suffix (case-insensitive). */
-    static long parseSize(String what, String text) {
+    public static long parseSize(String what, String text) {
         String t = text.replace("_", "");
         int shift = 0;
         int i = t.length();
@@ -81,7 +81,7 @@ final class Numbers {
     }
 
     /** {@code 0x...} lower-case hex. */
-    static String hex(long v) {
+    public static String hex(long v) {
         return "0x" + Long.toHexString(v);
     }
 
@@ -89,7 +89,7 @@ final class Numbers {
      * A byte count in the largest binary unit that divides it exactly: 4K, 2M, 1G, 1536M, 12345
      * (bytes when no unit divides it).
      */
-    static String size(long bytes) {
+    public static String size(long bytes) {
         String[] units = {"E", "P", "T", "G", "M", "K"};
         for (int i = 0; i < units.length; i++) {
             int shift = 60 - 10 * i;
@@ -104,7 +104,7 @@ final class Numbers {
      * divides it with at most four digits ({@code 2M}, {@code 2052K}, {@code 1030M}), else two
      * decimals of the largest unit ({@code 1.01G}); below 1K, plain bytes ({@code 0}, {@code 512}).
      */
-    static String bytes(long bytes) {
+    public static String bytes(long bytes) {
         String[] units = {"E", "P", "T", "G", "M", "K", ""};
         for (int i = 0; i < units.length - 1; i++) {
             int shift = 60 - 10 * i;
@@ -120,7 +120,7 @@ final class Numbers {
     }
 
     /** An inclusive range {@code 0xstart-0xlast} for {@code [start, start + size)}. */
-    static String range(long start, long size) {
+    public static String range(long start, long size) {
         return hex(start) + "-" + hex(start + size - 1);
     }
 }

@@ -1,5 +1,9 @@
 package dev.ptlab.cli;
 
+import dev.ptlab.cli.scenario.Machine;
+import dev.ptlab.cli.scenario.ScenarioException;
+import dev.ptlab.cli.scenario.ScenarioParser;
+import dev.ptlab.cli.scenario.Step;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;

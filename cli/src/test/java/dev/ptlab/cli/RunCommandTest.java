@@ -2,6 +2,7 @@ package dev.ptlab.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.ptlab.cli.scenario.Step;
 import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;

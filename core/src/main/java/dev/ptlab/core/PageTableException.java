@@ -29,6 +29,15 @@ public class PageTableException extends RuntimeException {
         this.argument = argument;
     }
 
+    /** {@link #withContext}: the same error under a longer message. */
+    private PageTableException(String message, PageTableException of) {
+        super(message, of);
+        this.errno = of.errno;
+        this.address = of.address;
+        this.level = of.level;
+        this.argument = of.argument;
+    }
+
     private static String format(Errno errno, long address, int level, String reason) {
         StringBuilder sb = new StringBuilder();
         if (address != NO_ADDRESS) sb.append("at 0x").append(Long.toHexString(address));
@@ -45,6 +54,15 @@ public class PageTableException extends RuntimeException {
 
     public static PageTableException invalidArgument(String name, long hexValue, String why) {
         return invalidArgument(name, (Object) ("0x" + Long.toHexString(hexValue)), why);
+    }
+
+    /**
+     * This error with {@code context} (where it happened, e.g. which vCPU's fault) in front of its
+     * message: same errno, address, level and argument, so a layer adds where without hiding what
+     * behind another exception type.
+     */
+    public PageTableException withContext(String context) {
+        return new PageTableException(context + ": " + getMessage(), this);
     }
 
     public Errno errno() {

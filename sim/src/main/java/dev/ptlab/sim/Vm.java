@@ -444,8 +444,7 @@ public final class Vm {
         try {
             return table.map(ipa, size, pa & -size, prot, vcpu.cache(), faultFlags);
         } catch (PageTableException e) {
-            throw new IllegalStateException("vcpu" + vcpu.id() + ": stage-2 map of 0x" + Long.toHexString(ipa) + " failed: "
-                    + e.getMessage(), e);
+            throw e.withContext("vcpu" + vcpu.id() + ": stage-2 map of 0x" + Long.toHexString(ipa) + " failed");
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.ptlab.sim;
 
+import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.table.CoalescePolicy;
 import dev.ptlab.core.table.Stage2PageTable;
@@ -113,6 +114,20 @@ public final class VmConfig {
         VmConfig c = copy();
         c.eagerSplitChunk = bytes;
         return c;
+    }
+
+    /**
+     * Whether the VM accepts {@link #eagerSplitChunk()}: 0, or the size of a block its stage-2
+     * table can hold (a {@link Vm} refuses any other, with a message listing them). Lets a caller
+     * tell that refusal from others without reading the message.
+     */
+    public boolean eagerSplitChunkValid() {
+        if (eagerSplitChunk == 0) return true;
+        Geometry g = Geometry.stage2(granule, ipaBits);
+        for (int l = 0; l < Granule.LAST_LEVEL; l++) {
+            if (g.leafAllowed(l) && granule.levelSize(l) == eagerSplitChunk) return true;
+        }
+        return false;
     }
 
     public VmConfig withHardwareAf(boolean on) {

@@ -326,11 +326,16 @@ class TableImageTest {
                 .hasMessage("base: 0xffffffe000 + image size 0x4000 reaches past the 40-bit physical address space"
                         + " (limit 0x10000000000) (EINVAL)");
         assertThatThrownBy(() -> TableImage.of(r.table, 0x4400_0000L, 39))
-                .hasMessage("pa-bits: 39 is not one of 32, 36, 40, 42, 44, 48, 52 (EINVAL)");
+                .hasMessage("pa-bits: 39 is not one of 32, 36, 40, 42, 44, 48, 52 (EINVAL)")
+                .isInstanceOfSatisfying(PageTableException.class, e -> assertThat(e.argument()).isEqualTo("pa-bits"));
         assertThatThrownBy(() -> TableImage.of(r.table, 0x4400_0000L, 52))
                 .hasMessageStartingWith("pa-bits: 52 exceeds the 48-bit output format PA48");
         assertThatThrownBy(() -> TableImage.of(r.table, 0x4400_0000L, 36))
-                .hasMessage("pa-bits: 36 is below the 40-bit IPA size (a stage-2 IPA cannot be larger than the PA size) (EINVAL)");
+                .hasMessage("pa-bits: 36 is below the 40-bit IPA size (a stage-2 IPA cannot be larger than the PA size) (EINVAL)")
+                .isInstanceOfSatisfying(PageTableException.class, e -> assertThat(e.argument()).isEqualTo("pa-bits"));
+        // A refused base names "base": what export tells apart from pa-bits without reading the message.
+        assertThatThrownBy(() -> TableImage.of(r.table, 0xFF_FFFF_E000L, 40))
+                .isInstanceOfSatisfying(PageTableException.class, e -> assertThat(e.argument()).isEqualTo("base"));
         Rig r52 = new Rig(Geometry.stage2(Granule.G64K, 52));
         assertThatThrownBy(() -> TableImage.of(r52.table, 0x4400_0000L, 48))
                 .hasMessage("pa-bits: 48 is not 52: PA52_64K descriptors carry 52-bit output addresses (EINVAL)");

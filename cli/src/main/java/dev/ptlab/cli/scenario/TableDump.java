@@ -1,5 +1,6 @@
-package dev.ptlab.cli;
+package dev.ptlab.cli.scenario;
 
+import dev.ptlab.cli.Numbers;
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Pte;

@@ -1,18 +1,18 @@
-package dev.ptlab.cli;
+package dev.ptlab.cli.scenario;
 
 /**
  * A scenario that cannot go on: a syntax error, a table operation that failed, a file that cannot
  * be read. The message is complete and ready to print: {@code file:line: what is wrong; expected
  * what}. Exit code 2.
  */
-final class ScenarioException extends Exception {
+public final class ScenarioException extends Exception {
     private static final long serialVersionUID = 1L;
 
-    ScenarioException(String message) {
+    public ScenarioException(String message) {
         super(message);
     }
 
-    ScenarioException(String message, Throwable cause) {
+    public ScenarioException(String message, Throwable cause) {
         super(message, cause);
     }
 

@@ -1,4 +1,4 @@
-package dev.ptlab.cli;
+package dev.ptlab.cli.scenario;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -40,7 +40,7 @@ class TableBoundTest {
                 if (ipa + size > g.iaLimit()) ipa = g.iaLimit() - size;
                 long congruence = 1L << (gr.shift() + rnd.nextInt(0, 3 * gr.bitsPerLevel()));
                 long pa = ((rnd.nextLong(1L << 44) & -congruence) | (ipa & (congruence - 1))) & -page;
-                long bound = Machine.tableBound(g, ipa, size, pa);
+                long bound = TableBound.map(g, ipa, size, pa);
                 assertThat(installed(g, ipa, size, pa, bound))
                         .as("%s ipa 0x%x size 0x%x pa 0x%x", gr, ipa, size, pa)
                         .isEqualTo(bound);
@@ -52,8 +52,8 @@ class TableBoundTest {
     void hugeBlockMapsNeedFewTables() {
         Geometry g = Geometry.stage2(Granule.G4K, 48);
         // 1T at 1G-congruent addresses: one L1 table per 512G touched, 1G blocks below.
-        assertThat(Machine.tableBound(g, 1L << 40, 1L << 40, 1L << 41)).isEqualTo(2);
+        assertThat(TableBound.map(g, 1L << 40, 1L << 40, 1L << 41)).isEqualTo(2);
         // The same range with a PA 4K off: every entry down to level 2 needs a table.
-        assertThat(Machine.tableBound(g, 1L << 40, 1L << 40, (1L << 41) + 4096)).isEqualTo(2 + 1024 + (1L << 19));
+        assertThat(TableBound.map(g, 1L << 40, 1L << 40, (1L << 41) + 4096)).isEqualTo(2 + 1024 + (1L << 19));
     }
 }

@@ -1,0 +1,143 @@
+package dev.ptlab.cli.scenario;
+
+import dev.ptlab.cli.Numbers;
+import dev.ptlab.core.Errno;
+import dev.ptlab.core.arch.Geometry;
+import dev.ptlab.core.arch.Granule;
+import dev.ptlab.core.table.CoalescePolicy;
+import dev.ptlab.sim.FaultLocking;
+import dev.ptlab.sim.Vm;
+import dev.ptlab.sim.VmConfig;
+import java.util.Locale;
+
+/**
+ * {@code vm [options]}: a simulated {@link Vm} (the one {@code ptlab run} simulates) whose
+ * stage-2 table becomes the scenario's table, with its vCPUs.
+ */
+final class VmLine extends ScenarioCommand {
+    /** Most vCPUs a {@code vm} line may ask for. */
+    static final int MAX_VCPUS = 512;
+    private static final String OPTIONS = "granule=4k|16k|64k, ipa-bits=N, vmid=N, fault-lock=shared|write, "
+            + "coalesce=install-first|legacy, eager-split=SIZE, checking, hardware-af, vcpus=N, mem-size=SIZE";
+
+    VmLine() {
+        super("vm", Needs.NOTHING, "\"vm\" { vm-opt }");
+    }
+
+    /** The VM's settings as the options leave them. */
+    private static final class Options {
+        Granule granule = Granule.G4K;
+        int bits = TableLine.DEFAULT_IPA_BITS;
+        VmConfig config = VmConfig.defaults();
+        int vcpus = 1;
+    }
+
+    @Override
+    Step.Action parse(Line l) throws ScenarioException {
+        l.requireFirstTable();
+        Options o = new Options();
+        l.options("vm", OPTIONS, (key, value) -> {
+            switch (key) {
+                case "granule":
+                    o.granule = l.granule(value);
+                    return true;
+                case "ipa-bits":
+                    o.bits = (int) Math.min(Integer.MAX_VALUE, Numbers.parseNumber(key, l.value(key, value, "ipa-bits=N")));
+                    return true;
+                case "vmid":
+                    o.config = o.config.withVmid(l.vmid(value));
+                    return true;
+                case "fault-lock":
+                    try {
+                        o.config = o.config.withFaultLocking(FaultLocking.parse(l.value(key, value, "fault-lock=shared or write")));
+                    } catch (IllegalArgumentException e) {
+                        throw l.error("fault-lock \"" + value + "\" is unknown", "fault-lock=shared or write");
+                    }
+                    return true;
+                case "coalesce":
+                    switch (l.value(key, value, "coalesce=install-first or legacy").toLowerCase(Locale.ROOT)) {
+                        case "install-first": o.config = o.config.withCoalescePolicy(CoalescePolicy.INSTALL_FIRST); break;
+                        case "legacy": case "unmap-first": o.config = o.config.withCoalescePolicy(CoalescePolicy.UNMAP_FIRST); break;
+                        default: throw l.error("coalesce order \"" + value + "\" is unknown", "coalesce=install-first or legacy");
+                    }
+                    return true;
+                case "eager-split":
+                    o.config = o.config.withEagerSplitChunk(Numbers.parseSize("eager-split", l.value(key, value, "eager-split=SIZE")));
+                    return true;
+                case "checking":
+                    l.noValue(key, value);
+                    o.config = o.config.withChecking(true);
+                    return true;
+                case "hardware-af":
+                    l.noValue(key, value);
+                    o.config = o.config.withHardwareAf(true);
+                    return true;
+                case "vcpus": {
+                    long n = Numbers.parseNumber("vcpus", l.value(key, value, "vcpus=N"));
+                    if (n < 1 || n > MAX_VCPUS) throw l.error("vcpus=" + value + " is outside 1.." + MAX_VCPUS, "vcpus=1.." + MAX_VCPUS);
+                    o.vcpus = (int) n;
+                    return true;
+                }
+                case "mem-size":
+                    o.config = o.config.withTableMemory(Numbers.parseSize("mem-size", l.value(key, value, "mem-size=SIZE")));
+                    return true;
+                default:
+                    return false;
+            }
+        });
+        Granule granule = o.granule;
+        Geometry geometry;
+        try {
+            geometry = Geometry.stage2(granule, o.bits);
+        } catch (IllegalArgumentException e) {
+            throw l.error(e.getMessage(), "ipa-bits=32..52 that the granule can reach");
+        }
+        VmConfig config = o.config.withGranule(granule).withIpaBits(o.bits);
+        long memSize = config.tableMemory();
+        long paLimit = 1L << geometry.paBits();
+        if (memSize == 0 || memSize % granule.pageSize() != 0 || memSize > paLimit - Vm.TABLE_MEMORY_BASE) {
+            throw l.error("table memory mem-size=" + Numbers.size(memSize) + " is not a non-empty multiple of the "
+                    + granule.label() + " granule inside the " + geometry.paBits() + "-bit physical address space from "
+                    + Numbers.hex(Vm.TABLE_MEMORY_BASE), "mem-size=SIZE, e.g. 256M");
+        }
+        try {
+            // Validates what only the VM knows (the eager split chunk against the granule's block sizes).
+            new Vm(config).destroy();
+        } catch (IllegalArgumentException e) {
+            throw l.error(e.getMessage(), config.eagerSplitChunkValid() ? "a configuration the VM accepts"
+                    : "eager-split=0 or a block size of the " + granule.label() + " granule");
+        }
+        TableSpec spec = new TableSpec(l.number(), geometry, config.vmid(), config.tableFlags(), config.checking(),
+                Vm.TABLE_MEMORY_BASE, memSize, new TableSpec.VmSpec(config, o.vcpus));
+        l.table(spec);
+        return m -> create(m, spec);
+    }
+
+    /**
+     * The VM, its vCPUs, and the scenario's own cpu0 (TLB and MMU, registered with the VM's TLB
+     * system) on its stage-2 table, which every table command then uses.
+     */
+    private static void create(Machine m, TableSpec t) {
+        m.use(t);
+        VmConfig config = t.vm().config();
+        Vm vm = new Vm(config);
+        for (int i = 0; i < t.vm().vcpus(); i++) vm.createVcpu();
+        m.attach(vm.tableMemory(), vm.tlbs(), vm.table(), vm, config.hardwareAf());
+        int n = t.vm().vcpus();
+        m.print("vm: " + Machine.plural(n, "vCPU", "vCPUs") + " (vcpu0" + (n == 1 ? "" : "..vcpu" + (n - 1)) + "), faults "
+                + config.faultLocking() + ", coalesce "
+                + (config.coalescePolicy() == CoalescePolicy.INSTALL_FIRST ? "install-first" : "legacy")
+                + ", eager split " + (config.eagerSplitChunk() == 0 ? "off" : Numbers.size(config.eagerSplitChunk()))
+                + (config.hardwareAf() ? ", hardware AF" : "") + "; " + m.tableLine());
+    }
+
+    @Override
+    String expected(Errno errno, Machine m) {
+        return errno == Errno.EINVAL ? TableLine.memoryWindowExpected(m) : m.expectedByDefault(errno);
+    }
+
+    @Override
+    String argumentHint() {
+        return "a configuration the VM accepts";
+    }
+}
