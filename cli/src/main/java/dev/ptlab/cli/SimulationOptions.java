@@ -83,7 +83,7 @@ final class SimulationOptions {
     long accesses;
 
     @Option(names = "--hot", paramLabel = "FRACTION", defaultValue = "0.05",
-            description = "random, device-atomics: share of pages in the hot set that 90% of accesses go to (default: ${DEFAULT-VALUE})")
+            description = "random, device-atomics: share of pages in the hot set that 90%% of accesses go to (default: ${DEFAULT-VALUE})")
     double hot;
 
     @Option(names = "--seed", paramLabel = "N", defaultValue = "1", description = "random, device-atomics: seed (default: ${DEFAULT-VALUE})")
