@@ -24,15 +24,13 @@ public final class HostCounter implements PhaseCounter {
     /** Clearing aging calls that found stage-2 young. */
     public static final HostCounter YOUNG = byKey("notifier-young");
 
-    private final String key;
-    private final boolean compared;
+    private final Entry entry;
     private final ToLongFunction<Vm> read;
     /** Position in {@link #ALL}, where a phase report keeps its value. */
     final int index;
 
     private HostCounter(List<HostCounter> all, String key, boolean compared, ToLongFunction<Vm> read) {
-        this.key = key;
-        this.compared = compared;
+        this.entry = new Entry(key, Text.NON_ZERO, compared);
         this.read = read;
         this.index = all.size();
         all.add(this);
@@ -73,18 +71,12 @@ public final class HostCounter implements PhaseCounter {
 
     /** The counter named {@code key} ({@code notifier-stage2-unmapped}, ...). */
     public static HostCounter byKey(String key) {
-        for (HostCounter c : ALL) if (c.key.equals(key)) return c;
+        for (HostCounter c : ALL) if (c.key().equals(key)) return c;
         throw new IllegalArgumentException("host counter: " + key + " is not one of " + ALL);
     }
 
     @Override
-    public String key() { return key; }
-
-    @Override
-    public Text text() { return Text.NON_ZERO; }
-
-    @Override
-    public boolean compared() { return compared; }
+    public Entry entry() { return entry; }
 
     long read(Vm vm) {
         return read.applyAsLong(vm);
@@ -97,6 +89,6 @@ public final class HostCounter implements PhaseCounter {
 
     @Override
     public String toString() {
-        return key;
+        return key();
     }
 }

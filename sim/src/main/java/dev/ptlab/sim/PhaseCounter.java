@@ -24,18 +24,37 @@ public interface PhaseCounter {
         JSON_ONLY
     }
 
-    /** The counter's name in JSON ({@code bbm}, {@code host-fault}, {@code seqRetries}, ...). */
-    String key();
-
-    /** The counter's name in text listings ({@code seq-retries}); the key unless the key is JSON-cased. */
-    default String label() {
-        return key();
+    /**
+     * What a counter's entry says about it.
+     *
+     * @param key its name in JSON ({@code bbm}, {@code host-fault}, {@code seqRetries}, ...)
+     * @param label its name in text listings ({@code seq-retries}): the key unless the key is JSON-cased
+     * @param text where the text report shows it
+     * @param compared whether {@code ptlab compare} has a row (of its own or shared) for it
+     */
+    record Entry(String key, String label, Text text, boolean compared) {
+        public Entry(String key, Text text, boolean compared) {
+            this(key, key, text, compared);
+        }
     }
 
-    Text text();
+    Entry entry();
 
-    /** Whether {@code ptlab compare} has a row (of its own or shared) for it. */
-    boolean compared();
+    default String key() {
+        return entry().key();
+    }
+
+    default String label() {
+        return entry().label();
+    }
+
+    default Text text() {
+        return entry().text();
+    }
+
+    default boolean compared() {
+        return entry().compared();
+    }
 
     /** The counter's value over {@code phase}. */
     long valueIn(PhaseReport phase);

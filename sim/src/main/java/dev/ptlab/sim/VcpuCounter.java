@@ -17,31 +17,16 @@ public enum VcpuCounter implements PhaseCounter {
     /** Faults whose host page GUP refused: a host-side effect. */
     EFAULT_EXITS("efaultExits", "efault-exits", Text.NON_ZERO, true, VcpuStats::efaultExits);
 
-    private final String key;
-    private final String label;
-    private final Text text;
-    private final boolean compared;
+    private final Entry entry;
     private final ToLongFunction<VcpuStats> read;
 
     VcpuCounter(String key, String label, Text text, boolean compared, ToLongFunction<VcpuStats> read) {
-        this.key = key;
-        this.label = label;
-        this.text = text;
-        this.compared = compared;
+        this.entry = new Entry(key, label, text, compared);
         this.read = read;
     }
 
     @Override
-    public String key() { return key; }
-
-    @Override
-    public String label() { return label; }
-
-    @Override
-    public Text text() { return text; }
-
-    @Override
-    public boolean compared() { return compared; }
+    public Entry entry() { return entry; }
 
     @Override
     public long valueIn(PhaseReport phase) {

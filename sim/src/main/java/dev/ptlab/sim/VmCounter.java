@@ -41,16 +41,12 @@ public enum VmCounter implements PhaseCounter {
     FRAMES_PEAK("frames-peak", Text.COLUMN, true, true, vm -> vm.tableMemory().peakFramesInUse()),
     FRAMES_IN_USE("frames-in-use", Text.JSON_ONLY, false, true, vm -> vm.tableMemory().framesInUse());
 
-    private final String key;
-    private final Text text;
-    private final boolean compared;
+    private final Entry entry;
     private final boolean level;
     private final ToLongFunction<Vm> read;
 
     VmCounter(String key, Text text, boolean compared, boolean level, ToLongFunction<Vm> read) {
-        this.key = key;
-        this.text = text;
-        this.compared = compared;
+        this.entry = new Entry(key, text, compared);
         this.level = level;
         this.read = read;
     }
@@ -69,13 +65,7 @@ public enum VmCounter implements PhaseCounter {
     }
 
     @Override
-    public String key() { return key; }
-
-    @Override
-    public Text text() { return text; }
-
-    @Override
-    public boolean compared() { return compared; }
+    public Entry entry() { return entry; }
 
     /** Whether a phase reports the value at its end rather than the change over it. */
     public boolean level() { return level; }
