@@ -17,6 +17,12 @@ import java.util.Locale;
  * the memory left at the end; {@link RunResult#passed()} says whether it passed). The workloads
  * are {@link #ALL}, looked up by name.
  *
+ * <p>Adding one: the workload in {@code sim} (its options extending
+ * {@code WorkloadOptions}, its result extending {@link RunResult} and overriding
+ * {@link RunResult#passed()} if it checks more), a subclass of this class, one line in
+ * {@link #ALL}, its name in {@code --workload}'s help (a test checks it is there), its test and
+ * its entry in the docs.
+ *
  * @param <R> what a run of it produces
  */
 abstract class Workload<R extends RunResult> {

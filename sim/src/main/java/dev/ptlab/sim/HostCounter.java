@@ -21,8 +21,6 @@ public final class HostCounter implements PhaseCounter {
     public static final List<HostCounter> ALL = all();
     /** Stage-2 leaves (pages and blocks) the notifiers' invalidations removed. */
     public static final HostCounter STAGE2_UNMAPPED = byKey("notifier-stage2-unmapped");
-    /** Clearing aging calls that found stage-2 young. */
-    public static final HostCounter YOUNG = byKey("notifier-young");
 
     private final Entry entry;
     private final ToLongFunction<Vm> read;

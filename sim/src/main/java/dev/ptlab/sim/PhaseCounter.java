@@ -12,6 +12,12 @@ import java.util.Locale;
  * has table columns for the {@link Text#COLUMN} ones, and {@code ptlab compare} has a row for the
  * {@link #compared()} ones. A counter's entry says all of this, so a new one is one entry (tests
  * check that the outputs agree with it).
+ *
+ * <p>Adding one: where it is counted (for a table counter, a {@code TableCounter} constant and
+ * its count in the visitor), its entry in its family here ({@link VmCounter}, {@link VcpuCounter};
+ * a new {@code MmEvent} or {@code NotifierEvent} needs none), and, if the entry says so, its
+ * column in the text table or row in {@code ptlab compare} (a test fails until they agree).
+ * JSON and the non-zero list follow the entry.
  */
 public interface PhaseCounter {
     /** How the text report shows a counter. */
