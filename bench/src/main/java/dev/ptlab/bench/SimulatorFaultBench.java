@@ -2,7 +2,7 @@ package dev.ptlab.bench;
 
 import dev.ptlab.sim.Backing;
 import dev.ptlab.sim.HostMemoryModel;
-import dev.ptlab.sim.PageTableTest;
+import dev.ptlab.sim.KvmPageTableSelftest;
 import dev.ptlab.sim.PhaseReport;
 import dev.ptlab.sim.VmConfig;
 import java.util.concurrent.TimeUnit;
@@ -31,8 +31,8 @@ public class SimulatorFaultBench {
     static final int PAGES = (int) (MEMORY >>> 12);
 
     private static long run(int vcpus, long expectedFaults) {
-        PageTableTest.Result r = PageTableTest.run(VmConfig.defaults().withHostMemory(HostMemoryModel.FIXED),
-                PageTableTest.Options.defaults().memory(MEMORY).backing(Backing.PAGE).vcpus(vcpus));
+        KvmPageTableSelftest.Result r = KvmPageTableSelftest.run(VmConfig.defaults().withHostMemory(HostMemoryModel.FIXED),
+                KvmPageTableSelftest.Options.defaults().memory(MEMORY).backing(Backing.PAGE).vcpus(vcpus));
         long faults = 0, raced = 0;
         for (PhaseReport p : r.phases) {
             faults += p.faults();

@@ -1,8 +1,13 @@
 package dev.ptlab.cli;
 
-import dev.ptlab.sim.PageTableTest;
+import dev.ptlab.sim.HostCounter;
+import dev.ptlab.sim.PhaseCounter;
 import dev.ptlab.sim.PhaseReport;
+import dev.ptlab.sim.RunResult;
+import dev.ptlab.sim.VcpuCounter;
 import dev.ptlab.sim.VmConfig;
+import dev.ptlab.sim.VmCounter;
+import dev.ptlab.sim.WorkloadOptions;
 import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.List;
@@ -58,7 +63,7 @@ final class CompareCommand implements Callable<Integer> {
         String key;
         String[] values;
         List<VmConfig> configs = new ArrayList<>();
-        PageTableTest.Options options;
+        WorkloadOptions.Layout options;
         try {
             int eq = policy.indexOf('=');
             if (eq <= 0 || eq == policy.length() - 1) {
@@ -68,14 +73,14 @@ final class CompareCommand implements Callable<Integer> {
             values = policy.substring(eq + 1).split(",");
             if (values.length < 2) throw new IllegalArgumentException("--policy: " + policy + " names one value; give two or more to compare");
             for (String v : values) configs.add(configFor(key, v.trim()));
-            options = sim.options();
+            options = sim.layout();
             sim.workload();
-            for (VmConfig c : configs) PageTableTest.slotBase(c, options);
+            for (VmConfig c : configs) options.slotBase(c);
         } catch (IllegalArgumentException e) {
             err.println("ptlab compare: " + e.getMessage());
             return Main.EXIT_ERROR;
         }
-        List<PageTableTest.Result> results = new ArrayList<>();
+        List<RunResult> results = new ArrayList<>();
         boolean ok = true;
         int runs = configs.size() * (noWarmup ? 1 : 2);
         int[] finished = {0};
@@ -88,15 +93,15 @@ final class CompareCommand implements Callable<Integer> {
                 }
             }
             for (VmConfig c : configs) {
-                PageTableTest.Result r = sim.run(c, current);
+                RunResult r = sim.run(c, current).result;
                 finished[0]++;
-                ok &= sim.passed(r);
+                ok &= r.passed();
                 results.add(r);
             }
         }
         out.println("ptlab compare: " + key + " = " + String.join(" vs ", values));
         out.println("  " + SimulationRun.describe(configs.get(0), options).replaceAll(", " + key.replace("-lock", "s").replace('-', ' ') + " [^,]*", "")
-                + (options.overlap() ? ", overlap" : ""));
+                + (sim.overlap ? ", overlap" : ""));
         out.println();
         print(out, values, results);
         return ok ? Main.EXIT_OK : Main.EXIT_FAILED_EXPECTATIONS;
@@ -122,7 +127,7 @@ final class CompareCommand implements Callable<Integer> {
         return o.config();
     }
 
-    private static void print(PrintWriter out, String[] values, List<PageTableTest.Result> results) {
+    private static void print(PrintWriter out, String[] values, List<RunResult> results) {
         StringBuilder head = new StringBuilder(String.format(Locale.ROOT, "%-12s %-22s", "phase", "metric"));
         for (String v : values) head.append(String.format(Locale.ROOT, " %14s", v.trim()));
         for (int i = 1; i < values.length; i++) head.append(String.format(Locale.ROOT, " %10s", "x" + (i + 1) + "/x1"));
@@ -150,17 +155,25 @@ final class CompareCommand implements Callable<Integer> {
         }
     }
 
-    private static final class Metric {
+    /** One row of the comparison: its name, whether it shows when zero in every run, its format, its value and the counters it shows. */
+    static final class Metric {
         final String name;
         final boolean always;
         final boolean decimal;
         final ToDoubleFunction<PhaseReport> value;
+        final List<PhaseCounter> counters;
 
-        Metric(String name, boolean always, boolean decimal, ToDoubleFunction<PhaseReport> value) {
+        Metric(String name, boolean always, boolean decimal, ToDoubleFunction<PhaseReport> value, PhaseCounter... counters) {
             this.name = name;
             this.always = always;
             this.decimal = decimal;
             this.value = value;
+            this.counters = List.of(counters);
+        }
+
+        /** One counter, shown when any run's is not zero. */
+        static Metric of(String name, PhaseCounter c) {
+            return new Metric(name, false, false, p -> p.get(c), c);
         }
 
         String format(double x) {
@@ -168,25 +181,26 @@ final class CompareCommand implements Callable<Integer> {
         }
     }
 
-    private static final List<Metric> METRICS = List.of(
+    /** The rows, top to bottom; the counters marked {@link PhaseCounter#compared()} are exactly those they show. */
+    static final List<Metric> METRICS = List.of(
             new Metric("wall ms", true, true, p -> p.wallNanos() / 1e6),
             new Metric("faults", false, false, PhaseReport::faults),
-            new Metric("raced re-faults", false, false, p -> p.vcpus().raced()),
-            new Metric("seq retries", false, false, p -> p.vcpus().seqRetries()),
-            new Metric("efault exits", false, false, p -> p.vcpus().efaultExits()),
-            new Metric("spurious faults", false, false, p -> p.vcpus().spurious()),
-            new Metric("bbm", false, false, p -> p.counter("bbm")),
-            new Metric("coalesced", false, false, p -> p.counter("coalesced")),
-            new Metric("invalid-window steps", false, false, p -> p.counter("invalid-window-steps")),
-            new Metric("splits", false, false, p -> p.counter("splits")),
-            new Metric("tlbi ipa", false, false, p -> p.counter("tlbi-ipa")),
-            new Metric("tlbi local", false, false, p -> p.counter("tlbi-local")),
-            new Metric("tlbi range", false, false, p -> p.counter("tlbi-range")),
-            new Metric("tlbi vmid", false, false, p -> p.counter("tlbi-vmid")),
-            new Metric("cmo MiB", false, true, p -> (p.counter("dcache-bytes") + p.counter("icache-bytes")) / 1048576.0),
-            new Metric("frames peak", false, false, p -> p.counter("frames-peak")),
-            new Metric("host faults", false, false, p -> p.counter("host-fault")),
-            new Metric("notifier unmapped", false, false, p -> p.counter("notifier-stage2-unmapped")),
+            Metric.of("raced re-faults", VcpuCounter.RACED),
+            Metric.of("seq retries", VcpuCounter.SEQ_RETRIES),
+            Metric.of("efault exits", VcpuCounter.EFAULT_EXITS),
+            Metric.of("spurious faults", VcpuCounter.SPURIOUS),
+            Metric.of("bbm", VmCounter.BBM),
+            Metric.of("coalesced", VmCounter.COALESCED),
+            Metric.of("invalid-window steps", VmCounter.INVALID_WINDOW_STEPS),
+            Metric.of("splits", VmCounter.SPLITS),
+            Metric.of("tlbi ipa", VmCounter.TLBI_IPA),
+            Metric.of("tlbi local", VmCounter.TLBI_LOCAL),
+            Metric.of("tlbi range", VmCounter.TLBI_RANGE),
+            Metric.of("tlbi vmid", VmCounter.TLBI_VMID),
+            new Metric("cmo MiB", false, true, SimulationRun::cmoMiB, VmCounter.DCACHE_BYTES, VmCounter.ICACHE_BYTES),
+            Metric.of("frames peak", VmCounter.FRAMES_PEAK),
+            Metric.of("host faults", HostCounter.host(dev.ptlab.mm.MmEvent.FAULT)),
+            Metric.of("notifier unmapped", HostCounter.STAGE2_UNMAPPED),
             new Metric("fault p99 us", false, true, p -> p.vcpus().latency().getTotalCount() == 0 ? 0
                     : p.vcpus().latency().getValueAtPercentile(99) / 1000.0));
 }

@@ -1,7 +1,7 @@
 package dev.ptlab.cli;
 
-import dev.ptlab.sim.PageTableTest;
 import dev.ptlab.sim.VmConfig;
+import dev.ptlab.sim.WorkloadOptions;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
@@ -56,7 +56,7 @@ final class RunCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         if (file != null || builtinScenario) {
-            for (String name : SimulationOptions.NAMES) {
+            for (String name : SimulationOptions.names()) {
                 OptionSpec o = spec.findOption(name);
                 if (spec.commandLine().getParseResult().hasMatchedOption(o)) {
                     err.println("ptlab run: " + name + " applies to the simulation, not to scenario files");
@@ -70,36 +70,37 @@ final class RunCommand implements Callable<Integer> {
             return ScenarioSource.runThen(file, quiet ? null : out, out, err, m -> out.println(m.summary()));
         }
         VmConfig config;
-        PageTableTest.Options options;
+        WorkloadOptions.Layout layout;
+        Workload<?> workload;
         try {
             config = sim.config();
-            options = sim.options();
-            sim.workload();
-            PageTableTest.slotBase(config, options);
+            layout = sim.layout();
+            workload = sim.workload();
+            layout.slotBase(config);
         } catch (IllegalArgumentException e) {
             err.println("ptlab run: " + e.getMessage());
             return Main.EXIT_ERROR;
         }
         long t0 = System.nanoTime();
-        PageTableTest.Result r;
+        Workload.Run<?> r;
         dev.ptlab.sim.Progress progress = new dev.ptlab.sim.Progress();
         try (Progress p = Progress.start(err, "simulating", progress::fraction)) {
-            r = sim.run(config, progress);
+            r = workload.start(config, layout, sim, progress);
         } catch (IllegalArgumentException e) {
             err.println("ptlab run: " + e.getMessage());
             return Main.EXIT_ERROR;
         }
         long wall = System.nanoTime() - t0;
-        SimulationRun.print(out, config, options, r, wall, sim.workload());
+        SimulationRun.print(out, config, layout, r, wall);
         if (sim.json != null) {
             try {
-                SimulationRun.writeJson(sim.json, config, options, r, wall, sim.workload());
+                SimulationRun.writeJson(sim.json, config, layout, r, wall);
                 out.println("metrics written to " + sim.json);
             } catch (IOException e) {
                 err.println("ptlab run: --json " + sim.json + ": cannot write (" + e.getMessage() + ")");
                 return Main.EXIT_ERROR;
             }
         }
-        return sim.passed(r) ? Main.EXIT_OK : Main.EXIT_FAILED_EXPECTATIONS;
+        return r.result.passed() ? Main.EXIT_OK : Main.EXIT_FAILED_EXPECTATIONS;
     }
 }

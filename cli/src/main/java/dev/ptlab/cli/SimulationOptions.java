@@ -6,15 +6,21 @@ import dev.ptlab.sim.Backing;
 import dev.ptlab.sim.DeviceAtomics;
 import dev.ptlab.sim.FaultLocking;
 import dev.ptlab.sim.HostMemoryModel;
-import dev.ptlab.sim.PageTableTest;
-import dev.ptlab.sim.RandomAccess;
 import dev.ptlab.sim.Vm;
 import dev.ptlab.sim.VmConfig;
+import dev.ptlab.sim.WorkloadOptions;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Option;
 
-/** The simulation's options, shared by {@code ptlab run} and {@code ptlab compare}. */
+/**
+ * The simulation's options, shared by {@code ptlab run} and {@code ptlab compare}: the VM's
+ * configuration, the memslot's layout, the workload ({@link Workload#ALL}) and the options of
+ * the workloads that use them.
+ */
 final class SimulationOptions {
     @Option(names = "--memory", paramLabel = "SIZE", defaultValue = "1G", description = "guest memory (default: ${DEFAULT-VALUE})")
     String memory;
@@ -77,98 +83,42 @@ final class SimulationOptions {
     long accesses;
 
     @Option(names = "--hot", paramLabel = "FRACTION", defaultValue = "0.05",
-            description = "random, device-atomics: share of pages in the hot set that 90% of accesses go to (default: ${DEFAULT-VALUE})")
+            description = "random, device-atomics: share of pages in the hot set that 90%% of accesses go to (default: ${DEFAULT-VALUE})")
     double hot;
 
     @Option(names = "--seed", paramLabel = "N", defaultValue = "1", description = "random, device-atomics: seed (default: ${DEFAULT-VALUE})")
     long seed;
 
-    /** Every option name, to refuse them where they do not apply. */
-    static final List<String> NAMES = List.of("--memory", "--vcpus", "--backing", "--granule", "--ipa-bits", "--eager-split",
-            "--coalesce", "--fault-lock", "--host-memory", "--checking", "--hardware-af", "--json", "--overlap", "--workload", "--devices", "--accesses",
-            "--hot", "--seed");
-
-    /** The workloads {@code --workload} names. */
-    enum Workload {
-        SELFTEST("selftest", "kvm_page_table_test"),
-        RANDOM("random", "random accesses"),
-        DEVICE_ATOMICS("device-atomics", "device atomics");
-
-        final String label;
-        final String title;
-
-        Workload(String label, String title) {
-            this.label = label;
-            this.title = title;
-        }
+    /** Every option's name, in declaration order (read from picocli's model of this class), to refuse them where they do not apply. */
+    static List<String> names() {
+        List<String> names = new ArrayList<>();
+        for (OptionSpec o : CommandSpec.forAnnotatedObject(new SimulationOptions()).options()) names.add(o.longestName());
+        return names;
     }
 
-    /** Runs the chosen workload, publishing its progress to {@code progress}. */
-    PageTableTest.Result run(VmConfig config, dev.ptlab.sim.Progress progress) {
-        PageTableTest.Options o = options();
-        Workload w = workload();
-        if (w == Workload.SELFTEST) return PageTableTest.run(config, o, progress);
-        RandomAccess.Options ro = RandomAccess.Options.defaults().memory(o.memory()).backing(o.backing()).vcpus(o.vcpus())
-                .accesses(accesses).hotFraction(hot).seed(seed);
-        if (w == Workload.RANDOM) return RandomAccess.run(config, ro, progress);
-        return DeviceAtomics.run(config, ro, devices, progress);
-    }
-
-    /** The workload; also checks the options only it uses. */
-    Workload workload() {
-        Workload w;
-        switch (workload.trim().toLowerCase(java.util.Locale.ROOT)) {
-            case "selftest": case "kvm_page_table_test": w = Workload.SELFTEST; break;
-            case "random": w = Workload.RANDOM; break;
-            case "device-atomics": case "device_atomics": w = Workload.DEVICE_ATOMICS; break;
-            default: throw new IllegalArgumentException("--workload: " + workload + " is not one of selftest, random, device-atomics");
-        }
-        if (w == Workload.DEVICE_ATOMICS && (devices < 0 || devices > DeviceAtomics.MAX_DEVICES)) {
-            throw new IllegalArgumentException("--devices: " + devices + " is outside 0.." + DeviceAtomics.MAX_DEVICES);
-        }
-        return w;
-    }
-
-    /**
-     * Whether a run passed its own checks: every table frame and host page returned, and the
-     * selftest's dirty log exact, or device-atomics' memory sum equal to the adds made.
-     */
-    boolean passed(PageTableTest.Result r) {
-        switch (workload()) {
-            case SELFTEST: return r.dirtyLogExact() && r.memoryReturned();
-            case DEVICE_ATOMICS: return r.deviceAtomics.coherent() && r.memoryReturned();
-            default: return r.memoryReturned();
-        }
-    }
-
-    /** A copy to vary one option of. */
+    /** A copy to vary one option of: every option's value, copied through picocli's model of this class. */
     SimulationOptions copy() {
         SimulationOptions c = new SimulationOptions();
-        c.memory = memory;
-        c.vcpus = vcpus;
-        c.backing = backing;
-        c.granule = granule;
-        c.ipaBits = ipaBits;
-        c.eagerSplit = eagerSplit;
-        c.coalesce = coalesce;
-        c.faultLock = faultLock;
-        c.hostMemory = hostMemory;
-        c.checking = checking;
-        c.hardwareAf = hardwareAf;
-        c.json = json;
-        c.overlap = overlap;
-        c.workload = workload;
-        c.devices = devices;
-        c.accesses = accesses;
-        c.hot = hot;
-        c.seed = seed;
+        CommandSpec to = CommandSpec.forAnnotatedObject(c);
+        for (OptionSpec o : CommandSpec.forAnnotatedObject(this).options()) to.findOption(o.longestName()).setValue(o.getValue());
         return c;
     }
 
-    /** The workload the options describe. */
-    PageTableTest.Options options() {
-        return PageTableTest.Options.defaults().memory(Numbers.parseSize("--memory", memory)).backing(Backing.parse(backing))
-                .vcpus(vcpus).overlap(overlap);
+    /** The workload {@code --workload} names; also checks the options only it uses. */
+    Workload<?> workload() {
+        Workload<?> w = Workload.named(workload);
+        w.check(this);
+        return w;
+    }
+
+    /** The memslot's layout the options describe: memory, backing and vCPUs. */
+    WorkloadOptions.Layout layout() {
+        return new WorkloadOptions.Layout().memory(Numbers.parseSize("--memory", memory)).backing(Backing.parse(backing)).vcpus(vcpus);
+    }
+
+    /** Runs the chosen workload on {@code config}, publishing its progress to {@code progress}. */
+    Workload.Run<?> run(VmConfig config, dev.ptlab.sim.Progress progress) {
+        return workload().start(config, layout(), this, progress);
     }
 
     /** The VM configuration the simulation options describe. */

@@ -5,72 +5,122 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ptlab.core.hw.FaultType;
-import dev.ptlab.mm.device.MirrorDevice;
-import dev.ptlab.mm.notify.NotifierEvent;
-import dev.ptlab.sim.DeviceAtomics;
 import dev.ptlab.sim.HostMemoryModel;
-import dev.ptlab.sim.PageTableTest;
+import dev.ptlab.sim.PhaseCounter;
 import dev.ptlab.sim.PhaseReport;
+import dev.ptlab.sim.RunResult;
 import dev.ptlab.sim.Sizes;
+import dev.ptlab.sim.VcpuCounter;
 import dev.ptlab.sim.VmConfig;
+import dev.ptlab.sim.VmCounter;
+import dev.ptlab.sim.WorkloadOptions;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
 import java.util.Locale;
-import java.util.Map;
+import java.util.function.Function;
 import org.HdrHistogram.Histogram;
 
-/** Prints (and writes as JSON) the reports of one simulation run (kvm_page_table_test, random or device-atomics). */
+/**
+ * Prints (and writes as JSON) what every simulation run reports, whatever the workload: the
+ * phases' table, the host side's non-zero counts, the totals and the memory left at the end; the
+ * workload adds its own part ({@link Workload#print}, {@link Workload#writeJson}). The counters
+ * come from their registries ({@link PhaseReport#COUNTERS}, {@link VcpuCounter}); the table's
+ * columns name the counters they show.
+ */
 final class SimulationRun {
     private SimulationRun() {}
 
-    static String describe(VmConfig c, PageTableTest.Options o) {
+    /** Every counter of a phase: the vCPUs' own, then the VM's and the host side's, each in report order. */
+    static final List<PhaseCounter> ALL_COUNTERS = allCounters();
+
+    private static List<PhaseCounter> allCounters() {
+        List<PhaseCounter> l = new ArrayList<>(Arrays.asList(VcpuCounter.values()));
+        l.addAll(PhaseReport.COUNTERS);
+        return Collections.unmodifiableList(l);
+    }
+
+    /** One column of the phase table: header, width (negative: left-aligned), the phase's cell and the counters it shows. */
+    static final class Column {
+        final String header;
+        final int width;
+        final Function<PhaseReport, String> cell;
+        final List<PhaseCounter> counters;
+
+        Column(String header, int width, Function<PhaseReport, String> cell, PhaseCounter... counters) {
+            this.header = header;
+            this.width = width;
+            this.cell = cell;
+            this.counters = List.of(counters);
+        }
+
+        /** One counter's value. */
+        static Column of(String header, int width, PhaseCounter c) {
+            return new Column(header, width, p -> Long.toString(p.get(c)), c);
+        }
+
+        /** Several counters' values joined by {@code /}. */
+        static Column joined(String header, int width, PhaseCounter... cs) {
+            return new Column(header, width, p -> {
+                StringBuilder s = new StringBuilder();
+                for (PhaseCounter c : cs) s.append(s.length() == 0 ? "" : "/").append(p.get(c));
+                return s.toString();
+            }, cs);
+        }
+
+        String format(String text) {
+            return String.format(Locale.ROOT, "%" + width + "s", text);
+        }
+    }
+
+    /** The phase table, left to right. */
+    static final List<Column> COLUMNS = List.of(
+            new Column("phase", -12, PhaseReport::name),
+            new Column("wall ms", 9, p -> decimal(p.wallNanos() / 1e6)),
+            new Column("faults", 9, p -> Long.toString(p.faults())),
+            new Column("transl", 9, p -> Long.toString(p.faults(FaultType.TRANSLATION))),
+            new Column("perm", 9, p -> Long.toString(p.faults(FaultType.PERMISSION))),
+            new Column("af", 7, p -> Long.toString(p.faults(FaultType.ACCESS_FLAG))),
+            Column.of("raced", 8, VcpuCounter.RACED),
+            Column.of("spurious", 8, VcpuCounter.SPURIOUS),
+            Column.of("bbm", 8, VmCounter.BBM),
+            Column.of("coalesc", 7, VmCounter.COALESCED),
+            Column.joined("tlbi i/l/r/v", 13, VmCounter.TLBI_IPA, VmCounter.TLBI_LOCAL, VmCounter.TLBI_RANGE, VmCounter.TLBI_VMID),
+            Column.of("splits", 9, VmCounter.SPLITS),
+            new Column("cmo MiB", 9, p -> decimal(cmoMiB(p)), VmCounter.DCACHE_BYTES, VmCounter.ICACHE_BYTES),
+            Column.joined("frames +/-/pk", 14, VmCounter.FRAMES_ALLOCATED, VmCounter.FRAMES_FREED, VmCounter.FRAMES_PEAK),
+            new Column("p50 us", 8, p -> latency(p, h -> h.getValueAtPercentile(50))),
+            new Column("p99 us", 8, p -> latency(p, h -> h.getValueAtPercentile(99))),
+            new Column("max us", 8, p -> latency(p, Histogram::getMaxValue)));
+
+    /** D- and I-cache maintenance of a phase, in MiB. */
+    static double cmoMiB(PhaseReport p) {
+        return (p.get(VmCounter.DCACHE_BYTES) + p.get(VmCounter.ICACHE_BYTES)) / 1048576.0;
+    }
+
+    static String describe(VmConfig c, WorkloadOptions<?> o) {
         return "memory " + Sizes.format(o.memory()) + " (" + o.backing() + " backing), " + o.vcpus() + " vCPU" + (o.vcpus() == 1 ? "" : "s")
                 + ", " + c;
     }
 
-    static void print(PrintWriter out, VmConfig c, PageTableTest.Options o, PageTableTest.Result r, long wallNanos,
-                      SimulationOptions.Workload workload) {
-        out.println("ptlab run: " + workload.title + " on a simulated VM");
+    static void print(PrintWriter out, VmConfig c, WorkloadOptions<?> o, Workload.Run<?> run, long wallNanos) {
+        RunResult r = run.result;
+        out.println("ptlab run: " + run.workload.title + " on a simulated VM");
         out.println("  " + describe(c, o));
         out.println();
-        out.printf(Locale.ROOT, "%-12s %9s %9s %9s %9s %7s %8s %8s %8s %7s %13s %9s %9s %14s %8s %8s %8s%n",
-                "phase", "wall ms", "faults", "transl", "perm", "af", "raced", "spurious", "bbm", "coalesc", "tlbi i/l/r/v",
-                "splits", "cmo MiB", "frames +/-/pk", "p50 us", "p99 us", "max us");
-        for (PhaseReport p : r.phases) {
-            Histogram h = p.vcpus().latency();
-            boolean lat = h.getTotalCount() > 0;
-            out.printf(Locale.ROOT, "%-12s %9.1f %9d %9d %9d %7d %8d %8d %8d %7d %13s %9d %9.1f %14s %8s %8s %8s%n",
-                    p.name(), p.wallNanos() / 1e6, p.faults(), p.faults(FaultType.TRANSLATION), p.faults(FaultType.PERMISSION),
-                    p.faults(FaultType.ACCESS_FLAG), p.vcpus().raced(), p.vcpus().spurious(), p.counter("bbm"), p.counter("coalesced"),
-                    p.counter("tlbi-ipa") + "/" + p.counter("tlbi-local") + "/" + p.counter("tlbi-range") + "/" + p.counter("tlbi-vmid"),
-                    p.counter("splits"), (p.counter("dcache-bytes") + p.counter("icache-bytes")) / 1048576.0,
-                    p.counter("frames-allocated") + "/" + p.counter("frames-freed") + "/" + p.counter("frames-peak"),
-                    lat ? micros(h.getValueAtPercentile(50)) : "-", lat ? micros(h.getValueAtPercentile(99)) : "-",
-                    lat ? micros(h.getMaxValue()) : "-");
-        }
-        printHostSide(out, r);
+        out.println(row(col -> col.header));
+        for (PhaseReport p : r.phases) out.println(row(col -> col.cell.apply(p)));
+        printNonZero(out, r);
         out.println();
         long faults = 0;
         for (PhaseReport p : r.phases) faults += p.faults();
         out.printf(Locale.ROOT, "total: %.3f s wall, %d stage-2 faults (%.2f M faults/s of vCPU phase wall time)%n",
                 wallNanos / 1e9, faults, faults / Math.max(1e-9, vcpuWallSeconds(r)) / 1e6);
-        if (workload != SimulationOptions.Workload.SELFTEST) {
-            if (r.deviceAtomics != null) printDevices(out, r);
-            out.println("table at the end: " + r.afterCreate.entries() + " entries (" + r.afterCreate.entriesAt(3) + " pages, "
-                    + r.afterCreate.entriesAt(2) + " level-2 blocks)");
-            printMemoryAtEnd(out, c, r);
-            return;
-        }
-        out.println("dirty log: " + r.written.cardinality() + " pages written in update, " + r.logged.cardinality() + " logged"
-                + (r.dirtyLogExact() ? " (exact)" : " (MISMATCH)"));
-        out.println("adjust: " + (r.adjustDifference == null ? "the table equals the one create built"
-                : r.adjustShapeDifference == null ? "the same mappings as create built; pages only read during update stay write-protected"
-                : "differs from create's table, first " + r.adjustShapeDifference));
-        printMemoryAtEnd(out, c, r);
-    }
-
-    private static void printMemoryAtEnd(PrintWriter out, VmConfig c, PageTableTest.Result r) {
+        run.print(out);
         out.println("table memory after destroy: " + r.framesInUseAtEnd + " frames in use");
         if (c.hostMemory() == HostMemoryModel.PROCESS) {
             out.println("host after the process exited: " + r.hostPagesInUseAtEnd + " pages and " + r.hostTableFramesInUseAtEnd
@@ -78,19 +128,31 @@ final class SimulationRun {
         }
     }
 
+    private static String row(Function<Column, String> text) {
+        StringBuilder s = new StringBuilder();
+        for (Column col : COLUMNS) s.append(s.length() == 0 ? "" : " ").append(col.format(text.apply(col)));
+        return s.toString();
+    }
+
+    /** The stage-2 table as a run other than the selftest left it. */
+    static void printTableAtEnd(PrintWriter out, RunResult r) {
+        out.println("table at the end: " + r.tableAtEnd.entries() + " entries (" + r.tableAtEnd.entriesAt(3) + " pages, "
+                + r.tableAtEnd.entriesAt(2) + " level-2 blocks)");
+    }
+
     /**
-     * The host side, per phase, only what is non-zero (with fixed host memory nothing is): host
+     * The {@link PhaseCounter.Text#NON_ZERO} counters per phase, only those that are not zero:
+     * the host side (faults retried because an invalidation raced with them, -EFAULT exits, host
      * faults and pages by kind, MMU-notifier invalidations by event and the stage-2 leaves they
-     * removed, faults retried because an invalidation raced with them, -EFAULT exits.
+     * removed), none of which is non-zero with fixed host memory.
      */
-    private static void printHostSide(PrintWriter out, PageTableTest.Result r) {
+    private static void printNonZero(PrintWriter out, RunResult r) {
         boolean header = false;
         for (PhaseReport p : r.phases) {
             StringBuilder line = new StringBuilder();
-            if (p.vcpus().seqRetries() != 0) line.append(", seq-retries ").append(p.vcpus().seqRetries());
-            if (p.vcpus().efaultExits() != 0) line.append(", efault-exits ").append(p.vcpus().efaultExits());
-            for (Map.Entry<String, Long> e : p.counters().entrySet()) {
-                if (PhaseReport.isHostCounter(e.getKey()) && e.getValue() != 0) line.append(", ").append(e.getKey()).append(' ').append(e.getValue());
+            for (PhaseCounter c : ALL_COUNTERS) {
+                long v = p.get(c);
+                if (c.text() == PhaseCounter.Text.NON_ZERO && v != 0) line.append(", ").append(c.label()).append(' ').append(v);
             }
             if (line.length() == 0) continue;
             if (!header) {
@@ -102,65 +164,27 @@ final class SimulationRun {
         }
     }
 
-    /**
-     * device-atomics: what the devices did, how the VM and the devices took pages from each
-     * other (conversions, restores, stage-2 leaves the notifiers removed, faults retried after a
-     * racing invalidation, notifier events by type) and the memory's sum check.
-     */
-    private static void printDevices(PrintWriter out, PageTableTest.Result r) {
-        DeviceAtomics.Outcome d = r.deviceAtomics;
-        PhaseReport p = r.phases.get(0);
-        out.printf(Locale.ROOT, "devices: %d, %d atomic adds in %.3f s; %d device faults, %d conversions (%d redone after a racing "
-                + "invalidation), %d atomic mappings revoked%n", d.devices.size(), d.deviceAdds, d.deviceWallNanos / 1e9,
-                d.total(MirrorDevice.Counter.ATOMIC_FAULT), d.total(MirrorDevice.Counter.CONVERSION),
-                d.total(MirrorDevice.Counter.CONVERSION_RETRY), d.total(MirrorDevice.Counter.ATOMIC_REVOKED));
-        for (Map.Entry<String, Map<MirrorDevice.Counter, Long>> e : d.devices.entrySet()) {
-            StringBuilder line = new StringBuilder();
-            for (Map.Entry<MirrorDevice.Counter, Long> c : e.getValue().entrySet()) {
-                line.append(", ").append(key(c.getKey().name())).append(' ').append(c.getValue());
-            }
-            out.printf(Locale.ROOT, "  %-10s %s%n", e.getKey(), line.length() == 0 ? "nothing" : line.substring(2));
-        }
-        // Every restore is a GUP fault on a device-exclusive entry: a guest fault taking the page
-        // back, or a device's conversion finding it already exclusive (another device's: a steal).
-        long restores = p.counter("host-exclusive-restore");
-        long byDevices = d.total(MirrorDevice.Counter.CONVERSION_RESTORE);
-        out.println("sharing: " + p.counter("host-exclusive-conversion") + " pages made device-exclusive, " + restores
-                + " restored (" + (restores - byDevices) + " by guest faults, " + byDevices + " by device conversions), "
-                + p.counter("notifier-stage2-unmapped")
-                + " stage-2 leaves unmapped by notifiers, " + p.vcpus().seqRetries() + " guest faults retried after a racing "
-                + "invalidation, " + p.counter("host-fault-retry") + " host faults that waited for a device's folio lock");
-        StringBuilder events = new StringBuilder();
-        for (NotifierEvent e : NotifierEvent.values()) {
-            long n = p.counter("notifier-" + key(e.name()));
-            if (n != 0) events.append(", ").append(key(e.name())).append(' ').append(n);
-        }
-        out.println("notifier events: " + (events.length() == 0 ? "none" : events.substring(2)));
-        out.println("memory: sum " + d.memorySum + (d.coherent() ? " = " : " != ") + d.guestWrites + " guest writes + " + d.deviceAdds
-                + " device adds" + (d.coherent() ? " (coherent)" : " (MISMATCH: " + (d.guestWrites + d.deviceAdds - d.memorySum)
-                + " updates lost)"));
-    }
-
-    private static String key(String constant) {
-        return constant.toLowerCase(Locale.ROOT).replace('_', '-');
-    }
-
-    private static double vcpuWallSeconds(PageTableTest.Result r) {
+    private static double vcpuWallSeconds(RunResult r) {
         double s = 0;
         for (PhaseReport p : r.phases) if (p.vcpus().accesses() > 0) s += p.wallNanos() / 1e9;
         return s;
     }
 
-    private static String micros(long nanos) {
-        return String.format(Locale.ROOT, "%.1f", nanos / 1000.0);
+    private static String decimal(double x) {
+        return String.format(Locale.ROOT, "%.1f", x);
+    }
+
+    private static String latency(PhaseReport p, java.util.function.ToLongFunction<Histogram> nanos) {
+        Histogram h = p.vcpus().latency();
+        return h.getTotalCount() > 0 ? decimal(nanos.applyAsLong(h) / 1000.0) : "-";
     }
 
     /** Every metric of the run as one JSON document. */
-    static void writeJson(Path file, VmConfig c, PageTableTest.Options o, PageTableTest.Result r, long wallNanos,
-                          SimulationOptions.Workload workload) throws IOException {
+    static void writeJson(Path file, VmConfig c, WorkloadOptions<?> o, Workload.Run<?> run, long wallNanos) throws IOException {
+        RunResult r = run.result;
         ObjectMapper m = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode root = m.createObjectNode();
-        root.put("workload", workload == SimulationOptions.Workload.SELFTEST ? "kvm_page_table_test" : workload.label);
+        root.put("workload", run.workload.jsonName());
         ObjectNode cfg = root.putObject("config");
         cfg.put("memory", o.memory());
         cfg.put("backing", o.backing().label());
@@ -168,7 +192,7 @@ final class SimulationRun {
         cfg.put("granule", c.granule().label());
         cfg.put("ipaBits", c.ipaBits());
         cfg.put("faultLocking", c.faultLocking().label());
-        cfg.put("coalesce", c.coalescePolicy().name().toLowerCase(Locale.ROOT).replace('_', '-'));
+        cfg.put("coalesce", PhaseCounter.keyOf(c.coalescePolicy()));
         cfg.put("eagerSplitChunk", c.eagerSplitChunk());
         cfg.put("checking", c.checking());
         cfg.put("hardwareAf", c.hardwareAf());
@@ -188,13 +212,7 @@ final class SimulationRun {
                     if (v != 0) byLevel.put(Integer.toString(l), v);
                 }
             }
-            n.put("raced", p.vcpus().raced());
-            n.put("spurious", p.vcpus().spurious());
-            n.put("mmioExits", p.vcpus().mmioExits());
-            n.put("addressSizeErrors", p.vcpus().addressSizeErrors());
-            n.put("seqRetries", p.vcpus().seqRetries());
-            n.put("efaultExits", p.vcpus().efaultExits());
-            for (Map.Entry<String, Long> e : p.counters().entrySet()) n.put(e.getKey(), e.getValue());
+            for (PhaseCounter k : ALL_COUNTERS) n.put(k.key(), p.get(k));
             Histogram h = p.vcpus().latency();
             ObjectNode lat = n.putObject("latencyNanos");
             lat.put("count", h.getTotalCount());
@@ -207,34 +225,7 @@ final class SimulationRun {
         root.put("framesInUseAtEnd", r.framesInUseAtEnd);
         root.put("hostPagesInUseAtEnd", r.hostPagesInUseAtEnd);
         root.put("hostTableFramesInUseAtEnd", r.hostTableFramesInUseAtEnd);
-        if (r.deviceAtomics != null) writeDevices(root.putObject("deviceAtomics"), r.deviceAtomics);
-        if (workload != SimulationOptions.Workload.SELFTEST) {
-            m.writeValue(file.toFile(), root);
-            return;
-        }
-        ObjectNode dirty = root.putObject("dirtyLog");
-        dirty.put("written", r.written.cardinality());
-        dirty.put("logged", r.logged.cardinality());
-        dirty.put("exact", r.dirtyLogExact());
-        root.put("adjustEqualsCreate", r.adjustDifference == null);
-        root.put("adjustSameMappings", r.adjustShapeDifference == null);
-        if (r.adjustDifference != null) root.put("adjustDifference", r.adjustDifference);
+        run.writeJson(root);
         m.writeValue(file.toFile(), root);
-    }
-
-    private static void writeDevices(ObjectNode n, DeviceAtomics.Outcome d) {
-        n.put("guestWrites", d.guestWrites);
-        n.put("guestReads", d.guestReads);
-        n.put("deviceAdds", d.deviceAdds);
-        n.put("memorySum", d.memorySum);
-        n.put("coherent", d.coherent());
-        n.put("deviceWallNanos", d.deviceWallNanos);
-        ObjectNode devs = n.putObject("devices");
-        for (Map.Entry<String, Map<MirrorDevice.Counter, Long>> e : d.devices.entrySet()) {
-            ObjectNode dn = devs.putObject(e.getKey());
-            for (Map.Entry<MirrorDevice.Counter, Long> c : e.getValue().entrySet()) dn.put(key(c.getKey().name()), c.getValue());
-        }
-        ObjectNode inv = n.putObject("deviceInvalidations");
-        for (Map.Entry<NotifierEvent, Long> e : d.deviceInvalidations.entrySet()) inv.put(key(e.getKey().name()), e.getValue());
     }
 }

@@ -51,7 +51,7 @@ public final class DeviceAtomics {
     public static final int MAX_DEVICES = 16;
 
     /** What the devices did and the memory's sum, beside the VM's phase report. */
-    public static final class Outcome {
+    public static final class Result extends RunResult {
         /** Guest writes (each added 1 to memory) and reads. */
         public long guestWrites;
         public long guestReads;
@@ -71,6 +71,12 @@ public final class DeviceAtomics {
             return memorySum == guestWrites + deviceAdds;
         }
 
+        /** The memory's sum is coherent, and every frame and page came back. */
+        @Override
+        public boolean passed() {
+            return coherent() && memoryReturned();
+        }
+
         /** {@code counter} summed over the devices. */
         public long total(MirrorDevice.Counter counter) {
             long n = 0;
@@ -84,21 +90,17 @@ public final class DeviceAtomics {
     /**
      * Runs the workload as one phase, {@code device-atomics}, on a fresh VM whose memory is a
      * host process's (the configuration must say {@link HostMemoryModel#PROCESS}); each of the
-     * {@code devices} devices makes as many adds as each vCPU makes accesses. The result's
-     * {@link PageTableTest.Result#deviceAtomics} holds the devices' side.
+     * {@code devices} devices makes as many adds as each vCPU makes accesses.
      *
      * @throws IllegalArgumentException naming the option: fixed host memory (no process to
      *     share), hugetlb backing (device-exclusive needs ordinary anonymous memory), a device
      *     count outside 0..{@link #MAX_DEVICES}, or bad access options
      */
-    public static PageTableTest.Result run(VmConfig config, RandomAccess.Options o, int devices, Progress progress) {
+    public static Result run(VmConfig config, RandomAccess.Options o, int devices, Progress progress) {
         check(config, o, devices);
-        PageTableTest.Options layout = PageTableTest.Options.defaults().memory(o.memory).backing(o.backing).vcpus(o.vcpus);
-        long base = PageTableTest.slotBase(config, layout);
+        long base = o.slotBase(config);
         Vm vm = new Vm(config);
-        PageTableTest.Result r = new PageTableTest.Result();
-        Outcome out = new Outcome();
-        r.deviceAtomics = out;
+        Result r = new Result();
         progress.start(vm, o.accesses * o.vcpus);
         GuestMemory memory = null;
         List<MirrorDevice> devs = new ArrayList<>();
@@ -186,18 +188,17 @@ public final class DeviceAtomics {
             if (deviceFailure.get() != null) {
                 throw new IllegalStateException("a device failed: " + deviceFailure.get(), deviceFailure.get());
             }
-            out.guestWrites = writes.get();
-            out.guestReads = reads.get();
-            out.deviceAdds = deviceAdds.get();
-            out.deviceWallNanos = devices == 0 ? 0 : deviceEnd.get() - deviceStart.get();
+            r.guestWrites = writes.get();
+            r.guestReads = reads.get();
+            r.deviceAdds = deviceAdds.get();
+            r.deviceWallNanos = devices == 0 ? 0 : deviceEnd.get() - deviceStart.get();
             for (MirrorDevice dev : devs) {
-                out.devices.put(dev.name(), dev.counts());
-                dev.invalidationCounts().forEach((e, n) -> out.deviceInvalidations.merge(e, n, Long::sum));
+                r.devices.put(dev.name(), dev.counts());
+                dev.invalidationCounts().forEach((e, n) -> r.deviceInvalidations.merge(e, n, Long::sum));
                 dev.close();
             }
-            out.memorySum = sum(mm, host, hva, o.memory, page);
-            r.afterCreate = TableSnapshot.of(vm.table());
-            r.afterAdjust = r.afterCreate;
+            r.memorySum = sum(mm, host, hva, o.memory, page);
+            r.tableAtEnd = TableSnapshot.of(vm.table());
             if (config.checking()) memory.host.checkInvariants(true);
         } finally {
             for (MirrorDevice dev : devs) dev.close();

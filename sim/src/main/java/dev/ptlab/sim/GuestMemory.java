@@ -8,7 +8,7 @@ import dev.ptlab.mm.MmException;
 
 /**
  * A workload's one memslot and what backs it, as {@link VmConfig#hostMemory()} says: a fixed
- * host-physical range at {@link PageTableTest#HOST_BASE}, or a host process (a {@link Host} of
+ * host-physical range at {@link #HOST_BASE}, or a host process (a {@link Host} of
  * the VM's granule with the guest's memory plus some slack, and one address space with the guest
  * memory mmapped as private anonymous memory: THP backing adds MADV_HUGEPAGE, hugetlb backing
  * uses MAP_HUGETLB pages of the backing's size). {@link #close()} ends the process after the VM
@@ -17,6 +17,8 @@ import dev.ptlab.mm.MmException;
 final class GuestMemory implements AutoCloseable {
     /** Process page tables walk a 48-bit virtual address space, Linux's arm64 default. */
     static final int VA_BITS = 48;
+    /** Where the slot's host memory starts with fixed host memory (aligned for every backing). */
+    static final long HOST_BASE = 1L << 40;
 
     final Memslot slot;
     /** Null with fixed host memory. */
@@ -37,7 +39,7 @@ final class GuestMemory implements AutoCloseable {
     static GuestMemory add(Vm vm, long gpa, long size, Backing backing) {
         VmConfig c = vm.config();
         if (c.hostMemory() == HostMemoryModel.FIXED) {
-            return new GuestMemory(vm.addMemslot(gpa, size, backing, PageTableTest.HOST_BASE, false), null, null);
+            return new GuestMemory(vm.addMemslot(gpa, size, backing, HOST_BASE, false), null, null);
         }
         Granule g = c.granule();
         long unit = backing.size(g);

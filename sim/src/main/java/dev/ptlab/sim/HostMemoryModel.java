@@ -3,7 +3,7 @@ package dev.ptlab.sim;
 import java.util.Locale;
 
 /**
- * Where a workload's guest memory comes from ({@link PageTableTest}, {@link RandomAccess}).
+ * Where a workload's guest memory comes from ({@link KvmPageTableSelftest}, {@link RandomAccess}).
  */
 public enum HostMemoryModel {
     /**

@@ -12,11 +12,8 @@ import java.util.SplittableRandom;
  * on the interleaving, the set of accesses does not.
  */
 public final class RandomAccess {
-    /** The workload's knobs. */
-    public static final class Options {
-        long memory = 1L << 30;
-        Backing backing = Backing.PAGE;
-        int vcpus = 2;
+    /** The workload's knobs beyond the memslot's layout. */
+    public static final class Options extends WorkloadOptions<Options> {
         long accesses = 1_000_000;
         double hotFraction = 0.05;
         double hotProbability = 0.9;
@@ -28,9 +25,6 @@ public final class RandomAccess {
             return new Options();
         }
 
-        public Options memory(long bytes) { this.memory = bytes; return this; }
-        public Options backing(Backing b) { this.backing = b; return this; }
-        public Options vcpus(int n) { this.vcpus = n; return this; }
         /** Accesses per vCPU. */
         public Options accesses(long n) { this.accesses = n; return this; }
         /** Share of the pages that are hot (0..1]. */
@@ -41,9 +35,6 @@ public final class RandomAccess {
         public Options execFraction(double f) { this.execFraction = f; return this; }
         public Options seed(long s) { this.seed = s; return this; }
 
-        public long memory() { return memory; }
-        public Backing backing() { return backing; }
-        public int vcpus() { return vcpus; }
         public long accesses() { return accesses; }
         public long seed() { return seed; }
     }
@@ -51,17 +42,16 @@ public final class RandomAccess {
     private RandomAccess() {}
 
     /** Runs the workload as one phase, {@code random}, on a fresh VM, then destroys it. */
-    public static PageTableTest.Result run(VmConfig config, Options o) {
+    public static RunResult run(VmConfig config, Options o) {
         return run(config, o, new Progress());
     }
 
     /** {@link #run(VmConfig, Options)}, publishing its progress to {@code progress}. */
-    public static PageTableTest.Result run(VmConfig config, Options o, Progress progress) {
+    public static RunResult run(VmConfig config, Options o, Progress progress) {
         check(o);
-        PageTableTest.Options layout = PageTableTest.Options.defaults().memory(o.memory).backing(o.backing).vcpus(o.vcpus);
-        long base = PageTableTest.slotBase(config, layout);
+        long base = o.slotBase(config);
         Vm vm = new Vm(config);
-        PageTableTest.Result r = new PageTableTest.Result();
+        RunResult r = new RunResult();
         progress.start(vm, o.accesses * o.vcpus);
         GuestMemory memory = null;
         try {
@@ -80,8 +70,7 @@ public final class RandomAccess {
                     v.access(base + p * page + (rnd.nextInt((int) page) & ~7), a);
                 }
             }));
-            r.afterCreate = TableSnapshot.of(vm.table());
-            r.afterAdjust = r.afterCreate;
+            r.tableAtEnd = TableSnapshot.of(vm.table());
         } finally {
             r.endRun(progress, vm, memory);
         }

@@ -36,7 +36,7 @@ public final class Simulation {
         }
         VcpuStats total = new VcpuStats();
         for (Vcpu v : vcpus) total.add(v.stats);
-        return PhaseReport.of(name, wall, total, before, new PhaseReport.Snapshot(vm), vm.tableMemory());
+        return PhaseReport.of(name, wall, total, before, new PhaseReport.Snapshot(vm));
     }
 
     /** Runs a VMM-side operation (dirty-log enable, disable, harvest) as a phase of its own. */
@@ -47,7 +47,7 @@ public final class Simulation {
         long t0 = System.nanoTime();
         op.run();
         long wall = System.nanoTime() - t0;
-        return PhaseReport.of(name, wall, new VcpuStats(), before, new PhaseReport.Snapshot(vm), vm.tableMemory());
+        return PhaseReport.of(name, wall, new VcpuStats(), before, new PhaseReport.Snapshot(vm));
     }
 
     private static long runThreads(List<Vcpu> vcpus, String name, VcpuWork work) {

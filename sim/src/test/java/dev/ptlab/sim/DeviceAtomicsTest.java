@@ -14,8 +14,8 @@ class DeviceAtomicsTest {
         return RandomAccess.Options.defaults().memory(8L << 20).backing(backing).vcpus(2).accesses(20_000).hotFraction(0.01).seed(7);
     }
 
-    private static void assertSharedAndCoherent(PageTableTest.Result r, int devices) {
-        DeviceAtomics.Outcome d = r.deviceAtomics;
+    private static void assertSharedAndCoherent(DeviceAtomics.Result r, int devices) {
+        DeviceAtomics.Result d = r;
         System.out.println("device-atomics: guest writes " + d.guestWrites + ", device adds " + d.deviceAdds + ", sum " + d.memorySum
                 + ", devices " + d.devices + ", phase " + r.phases.get(0).counters());
         assertThat(d.coherent()).as("sum %d = guest writes %d + device adds %d", d.memorySum, d.guestWrites, d.deviceAdds).isTrue();
@@ -40,23 +40,23 @@ class DeviceAtomicsTest {
 
     @Test
     void pagesAndTwoDevices() {
-        PageTableTest.Result r = DeviceAtomics.run(VmConfig.defaults().withChecking(true), options(Backing.PAGE), 2, new Progress());
+        DeviceAtomics.Result r = DeviceAtomics.run(VmConfig.defaults().withChecking(true), options(Backing.PAGE), 2, new Progress());
         assertSharedAndCoherent(r, 2);
-        assertThat(r.deviceAtomics.total(MirrorDevice.Counter.CONVERSION_RESTORE)).as("two devices steal from each other").isPositive();
+        assertThat(r.total(MirrorDevice.Counter.CONVERSION_RESTORE)).as("two devices steal from each other").isPositive();
     }
 
     @Test
     void thpBackingSplitsTheBlocksTheDeviceTouches() {
-        PageTableTest.Result r = DeviceAtomics.run(VmConfig.defaults().withChecking(true), options(Backing.THP), 1, new Progress());
+        DeviceAtomics.Result r = DeviceAtomics.run(VmConfig.defaults().withChecking(true), options(Backing.THP), 1, new Progress());
         assertSharedAndCoherent(r, 1);
         assertThat(r.phase("device-atomics").counter("host-thp-split")).isPositive();
     }
 
     @Test
     void withoutDevicesTheGuestAloneAddsUp() {
-        PageTableTest.Result r = DeviceAtomics.run(VmConfig.defaults(), options(Backing.PAGE), 0, new Progress());
-        assertThat(r.deviceAtomics.coherent()).isTrue();
-        assertThat(r.deviceAtomics.memorySum).isEqualTo(r.deviceAtomics.guestWrites).isPositive();
+        DeviceAtomics.Result r = DeviceAtomics.run(VmConfig.defaults(), options(Backing.PAGE), 0, new Progress());
+        assertThat(r.coherent()).isTrue();
+        assertThat(r.memorySum).isEqualTo(r.guestWrites).isPositive();
         assertThat(r.phase("device-atomics").counter("notifier-exclusive")).isZero();
     }
 

@@ -13,17 +13,17 @@ class RandomAccessTest {
     @Test
     void oneVcpuRunsAreReproducibleAndEveryTouchedPageIsMappedOnce() {
         RandomAccess.Options o = RandomAccess.Options.defaults().memory(16 * M).vcpus(1).accesses(20_000).seed(42);
-        PageTableTest.Result a = RandomAccess.run(VmConfig.defaults(), o);
-        PageTableTest.Result b = RandomAccess.run(VmConfig.defaults(), o);
+        RunResult a = RandomAccess.run(VmConfig.defaults(), o);
+        RunResult b = RandomAccess.run(VmConfig.defaults(), o);
         PhaseReport pa = a.phase("random"), pb = b.phase("random");
         assertThat(pa.vcpus().accesses()).isEqualTo(20_000);
         assertThat(pa.counters()).isEqualTo(pb.counters());
         for (FaultType t : FaultType.values()) assertThat(pa.faults(t)).as(t.label()).isEqualTo(pb.faults(t));
         // Page backing: one translation fault per distinct page touched, then (first write or
         // exec to a page mapped by a read) one permission fault at most per right.
-        assertThat(pa.faults(FaultType.TRANSLATION)).isEqualTo(a.afterCreate.entriesAt(3));
-        assertThat(pa.faults(FaultType.PERMISSION)).isLessThanOrEqualTo(2L * a.afterCreate.entriesAt(3));
-        PageTableTest.Result c = RandomAccess.run(VmConfig.defaults(), o.seed(43));
+        assertThat(pa.faults(FaultType.TRANSLATION)).isEqualTo(a.tableAtEnd.entriesAt(3));
+        assertThat(pa.faults(FaultType.PERMISSION)).isLessThanOrEqualTo(2L * a.tableAtEnd.entriesAt(3));
+        RunResult c = RandomAccess.run(VmConfig.defaults(), o.seed(43));
         assertThat(c.phase("random").counters()).isNotEqualTo(pa.counters());
         assertThat(a.framesInUseAtEnd).isZero();
     }
@@ -32,7 +32,7 @@ class RandomAccessTest {
     void severalVcpusOnAHotSetOfThpBlocksUnderCheckingHaveNoViolation() {
         RandomAccess.Options o = RandomAccess.Options.defaults().memory(64 * M).backing(Backing.THP).vcpus(3).accesses(30_000)
                 .hotFraction(0.02);
-        PageTableTest.Result r = RandomAccess.run(VmConfig.defaults().withChecking(true), o);
+        RunResult r = RandomAccess.run(VmConfig.defaults().withChecking(true), o);
         PhaseReport p = r.phase("random");
         assertThat(p.vcpus().accesses()).isEqualTo(90_000);
         assertThat(p.counter("tlb-conflicts")).isZero();

@@ -5,7 +5,8 @@ import java.util.concurrent.atomic.LongAdder;
 
 /**
  * The TLBs of all CPUs of a system and the invalidations that reach them. Broadcast operations
- * act on every registered TLB; local ones on the caller's. Every operation is counted by scope.
+ * act on every registered TLB; local ones on the caller's. Every operation is counted by
+ * {@link TlbiScope}.
  *
  * <p>Completion: a broadcast invalidation returns only after every MMU walk that was in flight
  * when it began has finished (the effect of TLBI followed by DSB ISH). So once it returns, no
@@ -13,11 +14,12 @@ import java.util.concurrent.atomic.LongAdder;
  */
 public final class TlbSystem implements TlbMaintenance {
     private final CopyOnWriteArrayList<Tlb> tlbs = new CopyOnWriteArrayList<>();
-    private final LongAdder byIpa = new LongAdder();
-    private final LongAdder byIpaLocal = new LongAdder();
-    private final LongAdder byRange = new LongAdder();
-    private final LongAdder byVmid = new LongAdder();
-    private final LongAdder hypVa = new LongAdder();
+    /** Invalidations by {@link TlbiScope} ordinal. */
+    private final LongAdder[] byScope = new LongAdder[TlbiScope.values().length];
+
+    public TlbSystem() {
+        for (int i = 0; i < byScope.length; i++) byScope[i] = new LongAdder();
+    }
 
     /** Adds a CPU's TLB so broadcast invalidations reach it. */
     public void register(Tlb tlb) {
@@ -30,36 +32,40 @@ public final class TlbSystem implements TlbMaintenance {
 
     @Override
     public void flushVmidIpa(int vmid, long ipa, int levelHint) {
-        byIpa.increment();
+        count(TlbiScope.IPA);
         for (Tlb t : tlbs) t.invalidateAddress(vmid, ipa);
         awaitWalks();
     }
 
     @Override
     public void flushVmidIpaLocal(Tlb local, int vmid, long ipa, int levelHint) {
-        byIpaLocal.increment();
+        count(TlbiScope.IPA_LOCAL);
         if (local != null) local.invalidateAddress(vmid, ipa);
     }
 
     @Override
     public void flushVmidRange(int vmid, long ipa, long size) {
-        byRange.increment();
+        count(TlbiScope.RANGE);
         for (Tlb t : tlbs) t.invalidateRange(vmid, ipa, size);
         awaitWalks();
     }
 
     @Override
     public void flushVmid(int vmid) {
-        byVmid.increment();
+        count(TlbiScope.VMID);
         for (Tlb t : tlbs) t.invalidateVmid(vmid);
         awaitWalks();
     }
 
     @Override
     public void flushHypVa(long va, int levelHint) {
-        hypVa.increment();
+        count(TlbiScope.HYP_VA);
         for (Tlb t : tlbs) t.invalidateAddress(0, va);
         awaitWalks();
+    }
+
+    private void count(TlbiScope scope) {
+        byScope[scope.ordinal()].increment();
     }
 
     /** Waits for the MMU walks in flight on every CPU (see the class comment). */
@@ -79,21 +85,25 @@ public final class TlbSystem implements TlbMaintenance {
         return java.util.List.copyOf(tlbs);
     }
 
-    public long ipaFlushes() { return byIpa.sum(); }
-    public long localIpaFlushes() { return byIpaLocal.sum(); }
-    public long rangeFlushes() { return byRange.sum(); }
-    public long vmidFlushes() { return byVmid.sum(); }
-    public long hypVaFlushes() { return hypVa.sum(); }
+    /** Invalidations of {@code scope} so far. */
+    public long flushes(TlbiScope scope) {
+        return byScope[scope.ordinal()].sum();
+    }
 
+    public long ipaFlushes() { return flushes(TlbiScope.IPA); }
+    public long localIpaFlushes() { return flushes(TlbiScope.IPA_LOCAL); }
+    public long rangeFlushes() { return flushes(TlbiScope.RANGE); }
+    public long vmidFlushes() { return flushes(TlbiScope.VMID); }
+    public long hypVaFlushes() { return flushes(TlbiScope.HYP_VA); }
+
+    /** Invalidations of every scope. */
     public long totalFlushes() {
-        return ipaFlushes() + localIpaFlushes() + rangeFlushes() + vmidFlushes() + hypVaFlushes();
+        long n = 0;
+        for (LongAdder a : byScope) n += a.sum();
+        return n;
     }
 
     public void resetCounters() {
-        byIpa.reset();
-        byIpaLocal.reset();
-        byRange.reset();
-        byVmid.reset();
-        hypVa.reset();
+        for (LongAdder a : byScope) a.reset();
     }
 }

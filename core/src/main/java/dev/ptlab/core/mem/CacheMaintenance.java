@@ -7,7 +7,7 @@ import java.util.concurrent.atomic.LongAdder;
  * invalidate to the point of coherency (before a cacheable mapping appears when FWB is off, and
  * after an unmap so no line allocated through the old mapping survives), and I-cache invalidate
  * to the point of unification (before memory becomes executable). Nothing is cached in the
- * simulation, so the operations are counted: calls and bytes.
+ * simulation, so the operations are counted: calls and bytes ({@link CacheCounter}).
  */
 public final class CacheMaintenance {
     /** Observer of individual operations, for tests and tracing tools that check ordering. */
@@ -18,21 +18,23 @@ public final class CacheMaintenance {
     }
 
     private volatile Listener listener;
-    private final LongAdder dcacheOps = new LongAdder();
-    private final LongAdder dcacheBytes = new LongAdder();
-    private final LongAdder icacheOps = new LongAdder();
-    private final LongAdder icacheBytes = new LongAdder();
+    /** By {@link CacheCounter} ordinal. */
+    private final LongAdder[] counts = new LongAdder[CacheCounter.values().length];
+
+    public CacheMaintenance() {
+        for (int i = 0; i < counts.length; i++) counts[i] = new LongAdder();
+    }
 
     public void dcacheCleanInvalPoc(long pa, long size) {
-        dcacheOps.increment();
-        dcacheBytes.add(size);
+        counts[CacheCounter.DCACHE_OPS.ordinal()].increment();
+        counts[CacheCounter.DCACHE_BYTES.ordinal()].add(size);
         Listener l = listener;
         if (l != null) l.dcacheCleanInvalPoc(pa, size);
     }
 
     public void icacheInvalPou(long pa, long size) {
-        icacheOps.increment();
-        icacheBytes.add(size);
+        counts[CacheCounter.ICACHE_OPS.ordinal()].increment();
+        counts[CacheCounter.ICACHE_BYTES.ordinal()].add(size);
         Listener l = listener;
         if (l != null) l.icacheInvalPou(pa, size);
     }
@@ -52,24 +54,26 @@ public final class CacheMaintenance {
     /** Adds counts a walk accumulated locally (one update per walk instead of one per leaf). */
     public void record(long dOps, long dBytes, long iOps, long iBytes) {
         if (dOps != 0) {
-            dcacheOps.add(dOps);
-            dcacheBytes.add(dBytes);
+            counts[CacheCounter.DCACHE_OPS.ordinal()].add(dOps);
+            counts[CacheCounter.DCACHE_BYTES.ordinal()].add(dBytes);
         }
         if (iOps != 0) {
-            icacheOps.add(iOps);
-            icacheBytes.add(iBytes);
+            counts[CacheCounter.ICACHE_OPS.ordinal()].add(iOps);
+            counts[CacheCounter.ICACHE_BYTES.ordinal()].add(iBytes);
         }
     }
 
-    public long dcacheOps() { return dcacheOps.sum(); }
-    public long dcacheBytes() { return dcacheBytes.sum(); }
-    public long icacheOps() { return icacheOps.sum(); }
-    public long icacheBytes() { return icacheBytes.sum(); }
+    /** The count of {@code c} so far. */
+    public long get(CacheCounter c) {
+        return counts[c.ordinal()].sum();
+    }
+
+    public long dcacheOps() { return get(CacheCounter.DCACHE_OPS); }
+    public long dcacheBytes() { return get(CacheCounter.DCACHE_BYTES); }
+    public long icacheOps() { return get(CacheCounter.ICACHE_OPS); }
+    public long icacheBytes() { return get(CacheCounter.ICACHE_BYTES); }
 
     public void reset() {
-        dcacheOps.reset();
-        dcacheBytes.reset();
-        icacheOps.reset();
-        icacheBytes.reset();
+        for (LongAdder a : counts) a.reset();
     }
 }

@@ -3,8 +3,8 @@ package dev.ptlab.core.table;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * Software-side counts of one table's operations. Visitors count into local fields and add their
- * totals once per walk, so counting costs nothing per entry.
+ * Software-side counts of one table's operations, one adder per {@link TableCounter}. Visitors
+ * count into local fields and add their totals once per walk, so counting costs nothing per entry.
  */
 public final class TableCounters {
     /**
@@ -20,16 +20,38 @@ public final class TableCounters {
         }
     }
 
-    final Counter breakBeforeMake = new Counter();
-    final Counter leavesInstalled = new Counter();
-    final Counter leavesRemoved = new Counter();
-    final Counter tablesInstalled = new Counter();
-    final Counter tablesFreed = new Counter();
-    final Counter raced = new Counter();
-    final Counter coalesced = new Counter();
-    final Counter invalidWindowSteps = new Counter();
-    final Counter splits = new Counter();
-    final Counter attrUpdates = new Counter();
+    /** By {@link TableCounter} ordinal; the named fields below are the same adders, for the visitors' totals. */
+    private final Counter[] byCounter = new Counter[TableCounter.values().length];
+
+    final Counter breakBeforeMake = adder(TableCounter.BREAK_BEFORE_MAKE);
+    final Counter leavesInstalled = adder(TableCounter.LEAVES_INSTALLED);
+    final Counter leavesRemoved = adder(TableCounter.LEAVES_REMOVED);
+    final Counter tablesInstalled = adder(TableCounter.TABLES_INSTALLED);
+    final Counter tablesFreed = adder(TableCounter.TABLES_FREED);
+    final Counter raced = adder(TableCounter.RACED);
+    final Counter coalesced = adder(TableCounter.COALESCED);
+    final Counter invalidWindowSteps = adder(TableCounter.INVALID_WINDOW_STEPS);
+    final Counter splits = adder(TableCounter.SPLITS);
+    final Counter attrUpdates = adder(TableCounter.ATTR_UPDATES);
+
+    public TableCounters() {
+        // A counter with no named field yet still has its adder (reached through add/get).
+        for (int i = 0; i < byCounter.length; i++) if (byCounter[i] == null) byCounter[i] = new Counter();
+    }
+
+    private Counter adder(TableCounter c) {
+        return byCounter[c.ordinal()] = new Counter();
+    }
+
+    /** Adds {@code n} to {@code c} (nothing when 0): a walk's total, once per walk. */
+    void add(TableCounter c, long n) {
+        byCounter[c.ordinal()].add(n);
+    }
+
+    /** The count of {@code c} so far. */
+    public long get(TableCounter c) {
+        return byCounter[c.ordinal()].sum();
+    }
 
     /** Valid or LOCKED entries replaced through break-before-make. */
     public long breakBeforeMake() { return breakBeforeMake.sum(); }
@@ -53,18 +75,10 @@ public final class TableCounters {
     public long attrUpdates() { return attrUpdates.sum(); }
 
     public void reset() {
-        coalesced.reset();
-        invalidWindowSteps.reset();
-        splits.reset();
-        attrUpdates.reset();
-        breakBeforeMake.reset();
-        leavesInstalled.reset();
-        leavesRemoved.reset();
-        tablesInstalled.reset();
-        tablesFreed.reset();
-        raced.reset();
+        for (Counter c : byCounter) c.reset();
     }
 
+    /** The bench's differential check digests this text: keep its form. */
     @Override
     public String toString() {
         return "bbm=" + breakBeforeMake() + " leaves+=" + leavesInstalled() + " leaves-=" + leavesRemoved()

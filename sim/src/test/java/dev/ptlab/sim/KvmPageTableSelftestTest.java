@@ -15,17 +15,17 @@ import org.junit.jupiter.params.provider.EnumSource;
  * The selftest's phases on small VMs with one vCPU (so every count is exact), checked against
  * counts worked out by hand from KVM's fault handling.
  */
-class PageTableTestPhasesTest {
+class KvmPageTableSelftestTest {
     static final long M = 1L << 20;
 
-    private static PageTableTest.Result run(VmConfig c, long memory, Backing b, int vcpus) {
-        return PageTableTest.run(c, PageTableTest.Options.defaults().memory(memory).backing(b).vcpus(vcpus));
+    private static KvmPageTableSelftest.Result run(VmConfig c, long memory, Backing b, int vcpus) {
+        return KvmPageTableSelftest.run(c, KvmPageTableSelftest.Options.defaults().memory(memory).backing(b).vcpus(vcpus));
     }
 
     @Test
     void thpBackingSplitsOnWriteFaultsAndAdjustRestoresTheBlocks() {
         // 64 MiB of 2M THP = 32 blocks, at the top of a 40-bit IPA space (4K granule: walk starts at level 1).
-        PageTableTest.Result r = run(VmConfig.defaults(), 64 * M, Backing.THP, 1);
+        KvmPageTableSelftest.Result r = run(VmConfig.defaults(), 64 * M, Backing.THP, 1);
 
         PhaseReport create = r.phase("create");
         assertThat(create.faults()).isEqualTo(32);
@@ -68,7 +68,7 @@ class PageTableTestPhasesTest {
     @Test
     void pageBackingRelaxesPermissionsPageByPage() {
         // 8 MiB of 4K pages = 2048 pages in 4 level-3 tables.
-        PageTableTest.Result r = run(VmConfig.defaults(), 8 * M, Backing.PAGE, 1);
+        KvmPageTableSelftest.Result r = run(VmConfig.defaults(), 8 * M, Backing.PAGE, 1);
         PhaseReport create = r.phase("create");
         assertThat(create.vcpus().faults(FaultType.TRANSLATION, 1)).isEqualTo(1);
         assertThat(create.vcpus().faults(FaultType.TRANSLATION, 2)).isEqualTo(3);
@@ -90,7 +90,7 @@ class PageTableTestPhasesTest {
 
     @Test
     void eagerSplitMovesTheSplittingIntoLogEnableAndLeavesOnlyPermissionFaults() {
-        PageTableTest.Result r = run(VmConfig.defaults().withEagerSplitChunk(2 * M), 64 * M, Backing.THP, 1);
+        KvmPageTableSelftest.Result r = run(VmConfig.defaults().withEagerSplitChunk(2 * M), 64 * M, Backing.THP, 1);
         PhaseReport enable = r.phase("log-enable");
         assertThat(enable.counter("splits")).isEqualTo(32);
         assertThat(enable.counter("tables-installed")).isEqualTo(32);
@@ -108,7 +108,7 @@ class PageTableTestPhasesTest {
 
     @Test
     void hugetlbBackingMapsLevelOneBlocks() {
-        PageTableTest.Result r = run(VmConfig.defaults(), 2L << 30, Backing.HUGETLB, 1);
+        KvmPageTableSelftest.Result r = run(VmConfig.defaults(), 2L << 30, Backing.HUGETLB, 1);
         assertThat(r.phase("create").faults()).isEqualTo(2);
         assertThat(r.afterCreate.entriesAt(1)).isEqualTo(2);
         assertThat(r.dirtyLogExact()).isTrue();
@@ -119,14 +119,14 @@ class PageTableTestPhasesTest {
     void twoVcpusUnderCheckingModeRaceWithoutAViolation() {
         VmConfig c = VmConfig.defaults().withChecking(true);
         for (Backing b : new Backing[] {Backing.THP, Backing.PAGE}) {
-            PageTableTest.Result r = run(c, 16 * M, b, 2);
+            KvmPageTableSelftest.Result r = run(c, 16 * M, b, 2);
             assertThat(r.dirtyLogExact()).as(b + ": dirty log equals the writes").isTrue();
             // The odd vCPU only read in update, so its share stays write-protected: same table but for S2AP_W.
             assertThat(r.afterAdjust.differenceFrom(r.afterCreate, Stage2Descriptor.S2AP_W)).as(b.toString()).isNull();
             for (PhaseReport p : r.phases) assertThat(p.counter("tlb-conflicts")).as(p.name()).isZero();
             assertThat(r.framesInUseAtEnd).isZero();
         }
-        PageTableTest.Result r = run(c.withGranule(Granule.G16K), 64 * M, Backing.THP, 2);
+        KvmPageTableSelftest.Result r = run(c.withGranule(Granule.G16K), 64 * M, Backing.THP, 2);
         assertThat(r.dirtyLogExact()).isTrue();
     }
 
@@ -137,19 +137,16 @@ class PageTableTestPhasesTest {
         // the host hands out pages (or 2M THPs, congruent with the IPA) and no notifier fires.
         long memory = b == Backing.THP ? 64 * M : 8 * M;
         VmConfig c = VmConfig.defaults().withChecking(true);
-        PageTableTest.Result process = run(c, memory, b, 1);
-        PageTableTest.Result fixed = run(c.withHostMemory(HostMemoryModel.FIXED), memory, b, 1);
+        KvmPageTableSelftest.Result process = run(c, memory, b, 1);
+        KvmPageTableSelftest.Result fixed = run(c.withHostMemory(HostMemoryModel.FIXED), memory, b, 1);
         assertThat(process.phases).hasSameSizeAs(fixed.phases);
         for (int i = 0; i < fixed.phases.size(); i++) {
             PhaseReport p = process.phases.get(i), f = fixed.phases.get(i);
             for (FaultType t : FaultType.values()) assertThat(p.faults(t)).as(p.name() + " " + t.label()).isEqualTo(f.faults(t));
-            for (String k : PhaseReport.Snapshot.TABLE_KEYS) assertThat(p.counter(k)).as(p.name() + " " + k).isEqualTo(f.counter(k));
+            for (VmCounter k : VmCounter.values()) if (!k.level()) assertThat(p.get(k)).as(p.name() + " " + k).isEqualTo(f.get(k));
             assertThat(p.vcpus().seqRetries()).as(p.name()).isZero();
-            for (NotifierEvent e : NotifierEvent.values()) {
-                assertThat(p.counter("notifier-" + e.name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'))).as(p.name() + " " + e)
-                        .isZero();
-            }
-            for (String k : f.counters().keySet()) if (PhaseReport.isHostCounter(k)) assertThat(f.counter(k)).as("fixed " + k).isZero();
+            for (NotifierEvent e : NotifierEvent.values()) assertThat(p.get(HostCounter.notifier(e))).as(p.name() + " " + e).isZero();
+            for (HostCounter k : HostCounter.ALL) assertThat(f.get(k)).as("fixed " + k).isZero();
         }
         PhaseReport create = process.phase("create");
         if (b == Backing.THP) {

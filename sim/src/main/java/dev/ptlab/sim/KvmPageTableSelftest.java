@@ -3,9 +3,7 @@ package dev.ptlab.sim;
 import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Stage2Descriptor;
 import dev.ptlab.core.hw.Access;
-import java.util.ArrayList;
 import java.util.BitSet;
-import java.util.List;
 
 /**
  * The Linux selftest {@code kvm_page_table_test} (reference kvm-pgtable.md §12.1), simulated: one
@@ -23,31 +21,13 @@ import java.util.List;
  *   <li>{@code adjust}: every vCPU reads every page of its share, so blocks come back.</li>
  * </ol>
  */
-public final class PageTableTest {
-    /** The workload's knobs. */
-    public static final class Options {
-        long memory = 1L << 30;
-        Backing backing = Backing.PAGE;
-        int vcpus = 2;
+public final class KvmPageTableSelftest {
+    /** The workload's knobs beyond the memslot's layout. */
+    public static final class Options extends WorkloadOptions<Options> {
         boolean overlap;
 
         public static Options defaults() {
             return new Options();
-        }
-
-        public Options memory(long bytes) {
-            this.memory = bytes;
-            return this;
-        }
-
-        public Options backing(Backing b) {
-            this.backing = b;
-            return this;
-        }
-
-        public Options vcpus(int n) {
-            this.vcpus = n;
-            return this;
         }
 
         /**
@@ -60,17 +40,10 @@ public final class PageTableTest {
         }
 
         public boolean overlap() { return overlap; }
-        public long memory() { return memory; }
-        public Backing backing() { return backing; }
-        public int vcpus() { return vcpus; }
     }
 
-    /** Where the slot's host memory starts with fixed host memory (aligned for every backing). */
-    public static final long HOST_BASE = 1L << 40;
-
-    /** What a run produced. */
-    public static final class Result {
-        public final List<PhaseReport> phases = new ArrayList<>();
+    /** What a run produced beyond every workload's {@link RunResult}. */
+    public static final class Result extends RunResult {
         /** Pages the update phase wrote (page index within the slot). */
         public final BitSet written = new BitSet();
         /** Pages the dirty log reported. */
@@ -83,70 +56,21 @@ public final class PageTableTest {
          */
         public String adjustShapeDifference;
         public TableSnapshot afterCreate;
+        /** The table after adjust (also {@link #tableAtEnd}). */
         public TableSnapshot afterAdjust;
-        /** Stage-2 table frames still in use after the VM was destroyed (0 unless something leaked). */
-        public long framesInUseAtEnd;
-        /** Host data pages still allocated after the VM was destroyed and the host process ended (0 with fixed memory). */
-        public long hostPagesInUseAtEnd;
-        /** Host page-table frames still allocated then (0 with fixed memory). */
-        public long hostTableFramesInUseAtEnd;
-        /** The devices' side of a {@link DeviceAtomics} run; null for other workloads. */
-        public DeviceAtomics.Outcome deviceAtomics;
-
-        /** Whether every stage-2 table frame, host page and host table frame came back at the end. */
-        public boolean memoryReturned() {
-            return framesInUseAtEnd == 0 && hostPagesInUseAtEnd == 0 && hostTableFramesInUseAtEnd == 0;
-        }
-
-        public PhaseReport phase(String name) {
-            for (PhaseReport p : phases) if (p.name().equals(name)) return p;
-            throw new IllegalArgumentException("phase: " + name + " is not one of the run's phases");
-        }
 
         public boolean dirtyLogExact() {
             return written.equals(logged);
         }
 
-        /**
-         * Ends a workload's run (in its finally): the progress display, the VM (every table
-         * frame back) and the host process (every host page back), recording what is left.
-         */
-        void endRun(Progress progress, Vm vm, GuestMemory memory) {
-            progress.finish();
-            vm.destroy();
-            framesInUseAtEnd = vm.tableMemory().framesInUse();
-            if (memory == null) return;
-            memory.close();
-            hostPagesInUseAtEnd = memory.hostPagesInUse();
-            hostTableFramesInUseAtEnd = memory.hostTableFramesInUse();
+        /** The dirty log reported exactly the pages written, and every frame and page came back. */
+        @Override
+        public boolean passed() {
+            return dirtyLogExact() && memoryReturned();
         }
     }
 
-    private PageTableTest() {}
-
-    /**
-     * Checks the options against {@code config} and returns the memslot's guest-physical base.
-     *
-     * @throws IllegalArgumentException naming the option when the run is impossible
-     */
-    public static long slotBase(VmConfig config, Options o) {
-        Granule g = config.granule();
-        long unit = o.backing.size(g);
-        if (o.vcpus < 1 || o.vcpus > 512) throw new IllegalArgumentException("vcpus: " + o.vcpus + " is outside 1..512");
-        if (o.memory <= 0 || o.memory % unit != 0) {
-            throw new IllegalArgumentException("memory: " + Sizes.format(o.memory) + " is not a positive multiple of the " + o.backing
-                    + " backing's page size " + Sizes.format(unit) + " (" + g.label() + " granule)");
-        }
-        long limit = 1L << config.ipaBits();
-        if (o.memory > limit) {
-            throw new IllegalArgumentException("memory: " + Sizes.format(o.memory) + " is more than the " + config.ipaBits()
-                    + "-bit IPA space (" + Sizes.format(limit) + ")");
-        }
-        if (o.memory / unit < o.vcpus) {
-            throw new IllegalArgumentException("vcpus: " + o.vcpus + " is more than the " + o.memory / unit + " large pages to share");
-        }
-        return (limit - o.memory) & -unit;
-    }
+    private KvmPageTableSelftest() {}
 
     /** Runs every phase on a fresh VM, destroys it, and returns the reports. */
     public static Result run(VmConfig config, Options o) {
@@ -164,7 +88,7 @@ public final class PageTableTest {
 
     /** {@link #run(VmConfig, Options)}, publishing its progress to {@code progress}. */
     public static Result run(VmConfig config, Options o, Progress progress) {
-        long base = slotBase(config, o);
+        long base = o.slotBase(config);
         Vm vm = new Vm(config);
         Result r = new Result();
         progress.start(vm, expectedAccesses(config.granule(), o));
@@ -210,7 +134,7 @@ public final class PageTableTest {
                     for (long p = at; p < at + large; p += page) v.access(p, Access.READ);
                 }
             }));
-            r.afterAdjust = TableSnapshot.of(vm.table());
+            r.afterAdjust = r.tableAtEnd = TableSnapshot.of(vm.table());
             r.adjustDifference = r.afterAdjust.differenceFrom(r.afterCreate);
             r.adjustShapeDifference = r.afterAdjust.differenceFrom(r.afterCreate, Stage2Descriptor.S2AP_W);
         } finally {

@@ -1,0 +1,34 @@
+package dev.ptlab.cli;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.ptlab.sim.Progress;
+import dev.ptlab.sim.RandomAccess;
+import dev.ptlab.sim.RunResult;
+import dev.ptlab.sim.VmConfig;
+import dev.ptlab.sim.WorkloadOptions;
+import java.io.PrintWriter;
+
+/** {@code --workload random}: random accesses, mostly to a hot set ({@link RandomAccess}); passes when memory comes back. */
+final class RandomWorkload extends Workload<RunResult> {
+    RandomWorkload() {
+        super("random", "random accesses");
+    }
+
+    /** The random-access options {@code random} and {@code device-atomics} share. */
+    static RandomAccess.Options options(WorkloadOptions<?> layout, SimulationOptions o) {
+        return RandomAccess.Options.defaults().layout(layout).accesses(o.accesses).hotFraction(o.hot).seed(o.seed);
+    }
+
+    @Override
+    RunResult run(VmConfig config, WorkloadOptions<?> layout, SimulationOptions o, Progress progress) {
+        return RandomAccess.run(config, options(layout, o), progress);
+    }
+
+    @Override
+    void print(PrintWriter out, RunResult r) {
+        SimulationRun.printTableAtEnd(out, r);
+    }
+
+    @Override
+    void writeJson(ObjectNode root, RunResult r) {}
+}
