@@ -115,10 +115,10 @@ public final class HypPageTable extends PageTable {
         public Status visit(VisitContext ctx, Visit visit) {
             int level = ctx.level();
             long addr = ctx.addr();
-            long span = ctx.granuleSize();
+            long span = ctx.entrySpan();
             long phys = basePa + (addr - ctx.start());
             long old = ctx.old();
-            boolean fits = geometry.leafAllowed(level) && ((addr | phys) & (span - 1)) == 0 && ctx.end() - addr >= span;
+            boolean fits = geometry.leafAllowed(level) && leafFitsAt(addr, phys, span, ctx.end());
             if (fits) {
                 long pte = HypDescriptor.leaf(geometry, phys, attr, level);
                 if (Pte.isValid(old)) {
@@ -174,24 +174,18 @@ public final class HypPageTable extends PageTable {
         return v.unmapped;
     }
 
-    final class HypUnmapVisitor implements Visitor {
+    final class HypUnmapVisitor implements Visitor, VisitContext.UnlinkFlush {
         long unmapped, leaves, tables;
 
         @Override
         public Status visit(VisitContext ctx, Visit visit) {
             if (visit == Visit.TABLE_POST) {
-                long child = ctx.childTable();
-                if (ctx.count(child) != 1) return Status.OK;
-                ctx.trySet(0);
-                tlbi.flushHypVa(ctx.entryBase(), TlbMaintenance.LEVEL_UNKNOWN);
-                ctx.putRef();
-                ctx.put(child);
-                tables++;
+                if (ctx.freeChildIfEmpty(this)) tables++;
                 return Status.OK;
             }
             long old = ctx.old();
             if (!Pte.isValid(old)) return Status.NOT_MAPPED;
-            long span = ctx.granuleSize();
+            long span = ctx.entrySpan();
             long base = ctx.entryBase();
             if (base < ctx.start() || base + span > ctx.end()) return Status.NOT_MAPPED;
             ctx.trySet(0);
@@ -200,6 +194,12 @@ public final class HypPageTable extends PageTable {
             unmapped += span;
             leaves++;
             return Status.OK;
+        }
+
+        /** The TLBI for a table entry unlinked on the way up. */
+        @Override
+        public void afterUnlink(long entryBase, int level) {
+            tlbi.flushHypVa(entryBase, TlbMaintenance.LEVEL_UNKNOWN);
         }
     }
 }
