@@ -161,9 +161,7 @@ public final class HypPageTable extends PageTable {
      * @return bytes unmapped
      */
     public long unmap(long va, long size) {
-        checkLive();
-        checkAligned("va", va);
-        checkSize(size);
+        checkRange("va", va, size);
         HypUnmapVisitor v = new HypUnmapVisitor();
         try {
             walk(va, size, v, WalkFlags.LEAF | WalkFlags.TABLE_POST, WalkPolicy.STOP_AT_HOLE);

@@ -285,6 +285,16 @@ public abstract class PageTable {
 
     // ---- argument checks shared by the operations ----
 
+    /**
+     * The checks every range operation starts with, in this order: the table is live,
+     * {@code addr} (called {@code name}) is page-aligned, {@code size} is positive and aligned.
+     */
+    protected void checkRange(String name, long addr, long size) {
+        checkLive();
+        checkAligned(name, addr);
+        checkSize(size);
+    }
+
     protected void checkAligned(String name, long value) {
         Granule g = geometry.granule();
         if ((value & g.pageMask()) != 0) {

@@ -33,9 +33,7 @@ final class Stage2Annotate extends Stage2Installer implements Visitor {
     }
 
     static void annotate(Stage2PageTable t, long ipa, long size, MemCache cache, long annotation) {
-        t.checkLive();
-        t.checkAligned("ipa", ipa);
-        t.checkSize(size);
+        t.checkRange("ipa", ipa, size);
         if (Pte.isValid(annotation)) {
             throw PageTableException.invalidArgument("annotation", annotation, "is a valid descriptor (bit 0 set)");
         }

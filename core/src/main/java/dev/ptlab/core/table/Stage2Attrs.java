@@ -68,9 +68,7 @@ final class Stage2Attrs implements LeafRunVisitor {
     }
 
     static void wrprotect(Stage2PageTable t, long ipa, long size) {
-        t.checkLive();
-        t.checkAligned("ipa", ipa);
-        t.checkSize(size);
+        t.checkRange("ipa", ipa, size);
         updateLeafAttrs(t, ipa, size, 0, Stage2Descriptor.S2AP_W, 0);
     }
 
@@ -108,9 +106,7 @@ final class Stage2Attrs implements LeafRunVisitor {
     }
 
     static boolean testClearYoung(Stage2PageTable t, long ipa, long size, boolean mkold) {
-        t.checkLive();
-        t.checkAligned("ipa", ipa);
-        t.checkSize(size);
+        t.checkRange("ipa", ipa, size);
         boolean[] young = {false};
         long[] cleared = {0};
         t.walk(ipa, size, (ctx, visit) -> {
@@ -125,9 +121,7 @@ final class Stage2Attrs implements LeafRunVisitor {
     }
 
     static void flush(Stage2PageTable t, long ipa, long size) {
-        t.checkLive();
-        t.checkAligned("ipa", ipa);
-        t.checkSize(size);
+        t.checkRange("ipa", ipa, size);
         if (t.fwb()) return;
         CacheMaintenanceBatch cmo = new CacheMaintenanceBatch(t.cmo);
         t.walk(ipa, size, (ctx, visit) -> {

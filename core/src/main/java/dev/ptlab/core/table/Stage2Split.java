@@ -86,9 +86,7 @@ final class Stage2Split implements LeafRunVisitor {
     }
 
     static void split(Stage2PageTable t, long ipa, long size, MemCache cache) {
-        t.checkLive();
-        t.checkAligned("ipa", ipa);
-        t.checkSize(size);
+        t.checkRange("ipa", ipa, size);
         if (cache == null) throw PageTableException.invalidArgument("cache", "null", "is required");
         Stage2Split v = new Stage2Split(t, cache);
         try {

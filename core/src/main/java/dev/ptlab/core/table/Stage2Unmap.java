@@ -34,9 +34,7 @@ final class Stage2Unmap implements LeafRunVisitor, VisitContext.UnlinkFlush {
     }
 
     static void unmap(Stage2PageTable t, long ipa, long size) {
-        t.checkLive();
-        t.checkAligned("ipa", ipa);
-        t.checkSize(size);
+        t.checkRange("ipa", ipa, size);
         boolean defer = t.fwb() && (t.tableFlags() & Stage2PageTable.RANGE_TLBI) != 0;
         Stage2Unmap v = new Stage2Unmap(t, defer);
         t.mmuLock.writeLock();
