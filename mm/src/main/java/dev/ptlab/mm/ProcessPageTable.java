@@ -46,17 +46,10 @@ final class ProcessPageTable extends PageTable {
     }
 
     private ProcessPageTable(Geometry geometry, PhysicalMemory tableMemory, HostMemory data, CountingTlb tlb) {
-        super(checkStage(geometry), tableMemory, tlb);
+        super(requireStage(geometry, Stage.PROCESS, "process"), tableMemory, tlb);
         this.data = data;
         this.pageSize = geometry.granule().pageSize();
         this.counting = tlb;
-    }
-
-    private static Geometry checkStage(Geometry g) {
-        if (g != null && g.stage() != Stage.PROCESS) {
-            throw new IllegalArgumentException("geometry: " + g + " is not a process geometry");
-        }
-        return g;
     }
 
     @Override

@@ -27,14 +27,7 @@ import dev.ptlab.core.walk.WalkPolicy;
 public final class HypPageTable extends PageTable {
 
     public HypPageTable(Geometry geometry, PhysicalMemory memory, TlbMaintenance tlbi) {
-        super(checkStage(geometry), memory, tlbi);
-    }
-
-    private static Geometry checkStage(Geometry g) {
-        if (g != null && g.stage() != Stage.HYP) {
-            throw new IllegalArgumentException("geometry: " + g + " is not a hyp geometry");
-        }
-        return g;
+        super(requireStage(geometry, Stage.HYP, "hyp"), memory, tlbi);
     }
 
     @Override

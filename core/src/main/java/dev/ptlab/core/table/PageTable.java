@@ -4,6 +4,7 @@ import dev.ptlab.core.Errno;
 import dev.ptlab.core.PageTableException;
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Granule;
+import dev.ptlab.core.arch.Stage;
 import dev.ptlab.core.hw.TlbMaintenance;
 import dev.ptlab.core.mem.MemCache;
 import dev.ptlab.core.mem.PhysicalMemory;
@@ -51,6 +52,17 @@ public abstract class PageTable {
         this.memory = memory;
         this.tlbi = tlbi;
         this.rootPa = memory.allocateContiguous(geometry.rootPages());
+    }
+
+    /**
+     * For subclass constructors: {@code g} itself if it is null (the constructor reports that) or
+     * of {@code stage}; else an IllegalArgumentException saying it is not a {@code what} geometry.
+     */
+    protected static Geometry requireStage(Geometry g, Stage stage, String what) {
+        if (g != null && g.stage() != stage) {
+            throw new IllegalArgumentException("geometry: " + g + " is not a " + what + " geometry");
+        }
+        return g;
     }
 
     public Geometry geometry() { return geometry; }

@@ -57,7 +57,7 @@ public final class Stage2PageTable extends PageTable {
     volatile ForcePteCallback forcePteCallback;
 
     public Stage2PageTable(Geometry geometry, PhysicalMemory memory, TlbMaintenance tlbi, int vmid, int tableFlags) {
-        super(checkStage(geometry), memory, tlbi);
+        super(requireStage(geometry, Stage.STAGE2, "stage-2"), memory, tlbi);
         if (vmid < 0 || vmid > 0xFFFF) {
             memory.freeContiguous(rootPa, geometry.rootPages());
             throw PageTableException.invalidArgument("vmid", (Object) vmid, "is outside 0..65535");
@@ -70,13 +70,6 @@ public final class Stage2PageTable extends PageTable {
         this.tableFlags = tableFlags;
         this.fwb = (tableFlags & FWB) != 0;
         this.cmo = memory.cacheMaintenance();
-    }
-
-    private static Geometry checkStage(Geometry g) {
-        if (g != null && g.stage() != Stage.STAGE2) {
-            throw new IllegalArgumentException("geometry: " + g + " is not a stage-2 geometry");
-        }
-        return g;
     }
 
     public int vmid() { return vmid; }
