@@ -148,7 +148,7 @@ final class TableCase {
     List<long[]> entries(long start, long size, int max) {
         List<long[]> out = new ArrayList<>();
         table.walk(start, size, (ctx, visit) -> {
-            if (ctx.old() != 0 && out.size() < max) out.add(new long[] {ctx.entryBase(), ctx.granuleSize(), ctx.old()});
+            if (ctx.old() != 0 && out.size() < max) out.add(new long[] {ctx.entryBase(), ctx.entrySpan(), ctx.old()});
             return Status.OK;
         }, WalkFlags.LEAF, WalkPolicy.RANGE);
         return out;

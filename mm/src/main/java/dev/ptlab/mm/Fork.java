@@ -53,7 +53,7 @@ final class Fork {
                                 pte = DeviceExclusive.restoreLocked(parent, v, ctx);
                                 parent.stats.add(MmEvent.FORK_RESTORE);
                             }
-                            copy(parent, child, ctx.entryBase(), ctx.level(), ctx.granuleSize(), pte, ctx);
+                            copy(parent, child, ctx.entryBase(), ctx.level(), ctx.entrySpan(), pte, ctx);
                             return Status.OK;
                         }, false);
                     } finally {

@@ -46,17 +46,10 @@ final class ProcessPageTable extends PageTable {
     }
 
     private ProcessPageTable(Geometry geometry, PhysicalMemory tableMemory, HostMemory data, CountingTlb tlb) {
-        super(checkStage(geometry), tableMemory, tlb);
+        super(requireStage(geometry, Stage.PROCESS, "process"), tableMemory, tlb);
         this.data = data;
         this.pageSize = geometry.granule().pageSize();
         this.counting = tlb;
-    }
-
-    private static Geometry checkStage(Geometry g) {
-        if (g != null && g.stage() != Stage.PROCESS) {
-            throw new IllegalArgumentException("geometry: " + g + " is not a process geometry");
-        }
-        return g;
     }
 
     @Override
@@ -159,7 +152,7 @@ final class ProcessPageTable extends PageTable {
             out.pte = ctx.old();
             out.level = ctx.level();
             out.base = ctx.entryBase();
-            out.size = ctx.granuleSize();
+            out.size = ctx.entrySpan();
         });
         return out;
     }
@@ -250,12 +243,12 @@ final class ProcessPageTable extends PageTable {
         long type = Pte.leafType(childLevel);
         int[] n = {0};
         // The new table is not linked yet: fill it completely, then swap it in.
-        Walker.walkSubtree(geometry, memory, child, childLevel, base, (c, visit) -> {
+        Walker.walkSubtree(geometry, memory, child, childLevel, base, LEAF, (c, visit) -> {
             c.getRef();
             c.publish(geometry.encodeAddress(pa + (c.entryBase() - base)) | attrs | type);
             n[0]++;
             return Status.OK;
-        }, LEAF, WalkPolicy.RANGE);
+        });
         folio.addMappings(n[0] - 1);
         // Block -> table changes the output: break-before-make through a zero entry.
         ctx.trySet(0);

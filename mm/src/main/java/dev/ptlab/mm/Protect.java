@@ -32,7 +32,7 @@ final class Protect implements Visitor {
         long pte = ctx.old();
         if (!Pte.isValid(pte)) return Status.OK;
         long base = ctx.entryBase();
-        if (base < ctx.start() || base + ctx.granuleSize() > ctx.end()) {
+        if (base < ctx.start() || base + ctx.entrySpan() > ctx.end()) {
             // Only a THP block can be cut (hugetlb ranges were checked): PTEs, then each one.
             mm.table.splitBlock(ctx);
             mm.stats.add(MmEvent.THP_SPLIT);

@@ -118,7 +118,7 @@ final class Reclaim {
                 long pte = ctx.old();
                 if (!Pte.isValid(pte)) return Status.OK;
                 long from = Math.max(start, ctx.entryBase());
-                long to = Math.min(end, ctx.entryBase() + ctx.granuleSize());
+                long to = Math.min(end, ctx.entryBase() + ctx.entrySpan());
                 boolean young = HostPte.isYoung(pte);
                 if (young) mm.table.set(ctx, HostPte.mkOld(pte));
                 if (n[0] + 3 > leaves[0].length) leaves[0] = Arrays.copyOf(leaves[0], leaves[0].length * 2);

@@ -20,7 +20,7 @@ import dev.ptlab.mm.notify.NotifierRange;
  * <p>Runs with the mmap write lock held and the PTL taken by the walk, inside the notifier the
  * caller names (UNMAP for munmap, CLEAR for MADV_DONTNEED, none for exit after RELEASE).
  */
-final class Zap implements Visitor {
+final class Zap implements Visitor, VisitContext.UnlinkFlush {
     private final AddressSpace mm;
     private final boolean freeTables;
     long pages;
@@ -51,20 +51,14 @@ final class Zap implements Visitor {
     @Override
     public Status visit(VisitContext ctx, Visit visit) {
         if (visit == Visit.TABLE_POST) {
-            long child = ctx.childTable();
-            if (ctx.count(child) != 1) return Status.OK;
             // Empty: unlink, then free (nothing walks this table without the PTL, which we hold).
-            ctx.trySet(0);
-            mm.table.flushVa(ctx.entryBase(), ctx.level());
-            ctx.putRef();
-            ctx.put(child);
-            tablesFreed++;
+            if (ctx.freeChildIfEmpty(this)) tablesFreed++;
             return Status.OK;
         }
         long pte = ctx.old();
         if (pte == 0) return Status.OK;
         long base = ctx.entryBase();
-        long span = ctx.granuleSize();
+        long span = ctx.entrySpan();
         if (base < ctx.start() || base + span > ctx.end()) {
             if (!Pte.isValid(pte) || ctx.level() == Granule.LAST_LEVEL) {
                 throw new IllegalStateException("zap of part of " + HostPte.describe(mm.geometry, pte) + " at 0x" + Long.toHexString(base));
@@ -90,6 +84,12 @@ final class Zap implements Visitor {
             throw new IllegalStateException("zap met " + HostPte.describe(mm.geometry, pte) + " at 0x" + Long.toHexString(base));
         }
         return Status.OK;
+    }
+
+    /** The flush for a table entry unlinked on the way up, at the entry's own level. */
+    @Override
+    public void afterUnlink(long entryBase, int level) {
+        mm.table.flushVa(entryBase, level);
     }
 
     private void dropMapping(Folio f, long span) {

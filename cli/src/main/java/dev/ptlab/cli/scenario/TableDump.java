@@ -132,7 +132,7 @@ final class TableDump {
             switch (visit) {
                 case TABLE_PRE: {
                     long base = ctx.entryBase();
-                    stack.push(new Node(base, base + ctx.granuleSize(), ctx.level() + 1, ctx.childTable()));
+                    stack.push(new Node(base, base + ctx.entrySpan(), ctx.level() + 1, ctx.childTable()));
                     framesByLevel[ctx.level() + 2]++;
                     break;
                 }
@@ -143,7 +143,7 @@ final class TableDump {
                 }
                 default:
                     if (ctx.old() != 0) {
-                        stack.peek().add(new Run(ctx.entryBase(), ctx.granuleSize(), ctx.level(), ctx.old(), g));
+                        stack.peek().add(new Run(ctx.entryBase(), ctx.entrySpan(), ctx.level(), ctx.old(), g));
                     }
             }
             return Status.OK;

@@ -40,4 +40,19 @@ public final class BreakBeforeMake {
         long exempt = exemptBits(stage);
         return ((current ^ next) & ~exempt) == 0;
     }
+
+    /**
+     * Refuses a leaf-attribute update ({@code (v & ~clear) | set} on live leaves) that would touch
+     * bits needing break-before-make in a {@code stage} table: such an update is not an attribute
+     * update but a remap, and must go through map.
+     *
+     * @throws IllegalArgumentException naming the offending bits
+     */
+    public static void checkExemptUpdate(Stage stage, long set, long clear) {
+        long bad = (set | clear) & ~exemptBits(stage);
+        if (bad != 0) {
+            throw new IllegalArgumentException("set/clear: 0x" + Long.toHexString(set | clear)
+                    + " touches bits that need break-before-make");
+        }
+    }
 }

@@ -8,11 +8,7 @@ import java.lang.invoke.VarHandle;
  * One CPU's TLB: leaf translations tagged with VMID, the leaf's level and its descriptor (so
  * permissions and attributes come from the cached copy, as on hardware).
  *
- * <p>Layout: one direct-mapped array per leaf level (1, 2, 3), indexed by the address bits just
- * above that level's span. A lookup probes the page level first, then larger blocks. Each level
- * is one flat {@code long[]} of (tag, descriptor) pairs, so a probe touches one cache line: the
- * tag {@code (addr >> levelShift) << 17 | vmid << 1 | 1} at {@code 2 * slot} and the leaf
- * descriptor after it; 0 is an empty tag. The lookup is unrolled over final per-level fields.
+ * <p>Direct-mapped per leaf level: a lookup probes the page level first, then larger blocks.
  *
  * <p>Concurrency: only the owning CPU looks up and fills; any thread may invalidate. A walk that
  * started before an invalidation must not leave an entry behind it, so every invalidation bumps
@@ -33,6 +29,11 @@ public final class Tlb {
         }
     }
 
+    // Layout: one direct-mapped array per leaf level (1, 2, 3), indexed by the address bits just
+    // above that level's span. Each level is one flat long[] of (tag, descriptor) pairs, so a
+    // probe touches one cache line: the tag (addr >> levelShift) << 17 | vmid << 1 | 1 at
+    // 2 * slot and the leaf descriptor after it; 0 is an empty tag. The lookup is unrolled over
+    // final per-level fields.
     private final Granule granule;
     private final String name;
     private final int[] slots = new int[4];      // per level 0..3 (level 0 unused for leaves)

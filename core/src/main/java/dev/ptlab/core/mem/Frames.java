@@ -11,8 +11,9 @@ import java.lang.invoke.VarHandle;
  *       {@link #setRelease} so a walker that sees a new table descriptor also sees the zeroed or
  *       pre-built contents of that table (the kernel's store-release in make + DSB ISHST).</li>
  *   <li>{@link #compareAndExchange}: shared-mode updates; the winner owns the entry.</li>
- *   <li>{@link #getPlain}/{@link #setPlain}: exclusive walks under the write lock, where no other
- *       software walker can run; still single-copy atomic (opaque) because hardware walkers can.</li>
+ *   <li>{@link #getOpaque}/{@link #setOpaque}: exclusive walks under the write lock, where no other
+ *       software walker can run; still single-copy atomic because hardware walkers can. (Opaque
+ *       compiles to a plain load or store on x86 and arm64; the name says what Java promises.)</li>
  * </ul>
  */
 public final class Frames {
@@ -24,10 +25,6 @@ public final class Frames {
         return (long) LONGS.getAcquire(frame, index);
     }
 
-    public static long getOpaque(long[] frame, int index) {
-        return (long) LONGS.getOpaque(frame, index);
-    }
-
     public static void setRelease(long[] frame, int index, long value) {
         LONGS.setRelease(frame, index, value);
     }
@@ -37,7 +34,7 @@ public final class Frames {
     }
 
     /** Read for an exclusive walk: single-copy atomic, no ordering (a plain load on x86 and arm64). */
-    public static long getPlain(long[] frame, int index) {
+    public static long getOpaque(long[] frame, int index) {
         return (long) LONGS.getOpaque(frame, index);
     }
 
@@ -45,7 +42,7 @@ public final class Frames {
      * Store for an exclusive walk. Opaque rather than a plain Java store because hardware walkers
      * (other vCPUs' MMUs) may read the entry at any time and must never see a torn descriptor.
      */
-    public static void setPlain(long[] frame, int index, long value) {
+    public static void setOpaque(long[] frame, int index, long value) {
         LONGS.setOpaque(frame, index, value);
     }
 }

@@ -11,11 +11,11 @@ import java.util.Arrays;
  * A simulated physical address range of granule-sized frames from which table frames are
  * allocated.
  *
- * <p>A frame is found from its PA by arithmetic ({@code (pa - base) >> shift} indexes
- * {@link #frames}); there is no map lookup on any path. Each frame has a reference count: an
- * allocation starts at 1, {@link #get}/{@link #put} move it, and the {@code put} that reaches 0
- * frees the frame. Only table frames get a {@code long[]} (allocated on first use and recycled
- * afterwards), so memory costs one array per table frame plus a few bytes of per-frame metadata.
+ * <p>A frame is found from its PA by arithmetic; there is no map lookup on any path. Each frame
+ * has a reference count: an allocation starts at 1, {@link #get}/{@link #put} move it, and the
+ * {@code put} that reaches 0 frees the frame. Only table frames get a {@code long[]} (allocated
+ * on first use and recycled afterwards), so memory costs one array per table frame plus a few
+ * bytes of per-frame metadata.
  *
  * <p>Allocation and freeing are synchronized (they happen on memory-cache refills and table
  * teardown, not per visited entry). Reference counts use atomic read-modify-write so shared
@@ -42,6 +42,7 @@ public final class PhysicalMemory {
     private final long pageMask;
     private final int frameCount;
     private final boolean checking;
+    /** Per frame index {@code (pa - base) >> shift}: its descriptor array (table frames only). */
     private final long[][] frames;
     private final int[] refcount;
     private final byte[] state;

@@ -248,7 +248,7 @@ final class GreedyIdmap {
             if (Pte.isValid(old) && (old & COMPAT_MASK) == want) return Status.OK;
             found = true;
             pinBase = ctx.entryBase();
-            pinSpan = ctx.granuleSize();
+            pinSpan = ctx.entrySpan();
             pinLevel = ctx.level();
             pinPte = old;
             return Status.RACED; // stops the walk (SCAN policy)

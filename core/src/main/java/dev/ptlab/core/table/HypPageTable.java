@@ -27,14 +27,7 @@ import dev.ptlab.core.walk.WalkPolicy;
 public final class HypPageTable extends PageTable {
 
     public HypPageTable(Geometry geometry, PhysicalMemory memory, TlbMaintenance tlbi) {
-        super(checkStage(geometry), memory, tlbi);
-    }
-
-    private static Geometry checkStage(Geometry g) {
-        if (g != null && g.stage() != Stage.HYP) {
-            throw new IllegalArgumentException("geometry: " + g + " is not a hyp geometry");
-        }
-        return g;
+        super(requireStage(geometry, Stage.HYP, "hyp"), memory, tlbi);
     }
 
     @Override
@@ -115,10 +108,10 @@ public final class HypPageTable extends PageTable {
         public Status visit(VisitContext ctx, Visit visit) {
             int level = ctx.level();
             long addr = ctx.addr();
-            long span = ctx.granuleSize();
+            long span = ctx.entrySpan();
             long phys = basePa + (addr - ctx.start());
             long old = ctx.old();
-            boolean fits = geometry.leafAllowed(level) && ((addr | phys) & (span - 1)) == 0 && ctx.end() - addr >= span;
+            boolean fits = geometry.leafAllowed(level) && leafFitsAt(addr, phys, span, ctx.end());
             if (fits) {
                 long pte = HypDescriptor.leaf(geometry, phys, attr, level);
                 if (Pte.isValid(old)) {
@@ -161,9 +154,7 @@ public final class HypPageTable extends PageTable {
      * @return bytes unmapped
      */
     public long unmap(long va, long size) {
-        checkLive();
-        checkAligned("va", va);
-        checkSize(size);
+        checkRange("va", va, size);
         HypUnmapVisitor v = new HypUnmapVisitor();
         try {
             walk(va, size, v, WalkFlags.LEAF | WalkFlags.TABLE_POST, WalkPolicy.STOP_AT_HOLE);
@@ -174,24 +165,18 @@ public final class HypPageTable extends PageTable {
         return v.unmapped;
     }
 
-    final class HypUnmapVisitor implements Visitor {
+    final class HypUnmapVisitor implements Visitor, VisitContext.UnlinkFlush {
         long unmapped, leaves, tables;
 
         @Override
         public Status visit(VisitContext ctx, Visit visit) {
             if (visit == Visit.TABLE_POST) {
-                long child = ctx.childTable();
-                if (ctx.count(child) != 1) return Status.OK;
-                ctx.trySet(0);
-                tlbi.flushHypVa(ctx.entryBase(), TlbMaintenance.LEVEL_UNKNOWN);
-                ctx.putRef();
-                ctx.put(child);
-                tables++;
+                if (ctx.freeChildIfEmpty(this)) tables++;
                 return Status.OK;
             }
             long old = ctx.old();
             if (!Pte.isValid(old)) return Status.NOT_MAPPED;
-            long span = ctx.granuleSize();
+            long span = ctx.entrySpan();
             long base = ctx.entryBase();
             if (base < ctx.start() || base + span > ctx.end()) return Status.NOT_MAPPED;
             ctx.trySet(0);
@@ -200,6 +185,12 @@ public final class HypPageTable extends PageTable {
             unmapped += span;
             leaves++;
             return Status.OK;
+        }
+
+        /** The TLBI for a table entry unlinked on the way up. */
+        @Override
+        public void afterUnlink(long entryBase, int level) {
+            tlbi.flushHypVa(entryBase, TlbMaintenance.LEVEL_UNKNOWN);
         }
     }
 }

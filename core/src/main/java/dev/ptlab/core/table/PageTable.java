@@ -1,10 +1,12 @@
 package dev.ptlab.core.table;
 
+import dev.ptlab.core.Errno;
 import dev.ptlab.core.PageTableException;
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Granule;
-import dev.ptlab.core.arch.Pte;
+import dev.ptlab.core.arch.Stage;
 import dev.ptlab.core.hw.TlbMaintenance;
+import dev.ptlab.core.mem.MemCache;
 import dev.ptlab.core.mem.PhysicalMemory;
 import dev.ptlab.core.mem.Reclaimer;
 import dev.ptlab.core.walk.LeafRunVisitor;
@@ -12,6 +14,7 @@ import dev.ptlab.core.walk.Status;
 import dev.ptlab.core.walk.Visit;
 import dev.ptlab.core.walk.VisitContext;
 import dev.ptlab.core.walk.Visitor;
+import dev.ptlab.core.walk.Walk;
 import dev.ptlab.core.walk.WalkFlags;
 import dev.ptlab.core.walk.WalkPolicy;
 import dev.ptlab.core.walk.Walker;
@@ -49,6 +52,17 @@ public abstract class PageTable {
         this.memory = memory;
         this.tlbi = tlbi;
         this.rootPa = memory.allocateContiguous(geometry.rootPages());
+    }
+
+    /**
+     * For subclass constructors: {@code g} itself if it is null (the constructor reports that) or
+     * of {@code stage}; else an IllegalArgumentException saying it is not a {@code what} geometry.
+     */
+    protected static Geometry requireStage(Geometry g, Stage stage, String what) {
+        if (g != null && g.stage() != stage) {
+            throw new IllegalArgumentException("geometry: " + g + " is not a " + what + " geometry");
+        }
+        return g;
     }
 
     public Geometry geometry() { return geometry; }
@@ -97,12 +111,21 @@ public abstract class PageTable {
      * lock as {@code flags} require (read for SHARED, else write).
      */
     public Status walk(long addr, long size, Visitor visitor, int flags, WalkPolicy policy) {
+        return walk(Walk.range(addr, size).flags(flags).policy(policy), visitor);
+    }
+
+    /**
+     * Runs {@code visitor} over the walk described by {@code walk} (its reclaimer is set to this
+     * table's), holding the MMU lock as its flags require (read for SHARED, else write).
+     */
+    public Status walk(Walk walk, Visitor visitor) {
         checkLive();
+        int flags = walk.flags();
         checkWalkFlags(flags);
         lockFor(flags);
         try {
             checkLive();
-            return Walker.walk(geometry, memory, rootPa, addr, size, visitor, flags, policy, reclaimer);
+            return Walker.walk(geometry, memory, rootPa, walk.reclaimer(reclaimer), visitor);
         } finally {
             unlockFor(flags);
         }
@@ -174,18 +197,12 @@ public abstract class PageTable {
         @Override
         public Status visit(VisitContext ctx, Visit visit) {
             visits++;
-            long old = ctx.old();
             if (visit == Visit.TABLE_POST) {
-                long child = ctx.childTable();
-                if (ctx.count(child) != 1) return Status.OK;
-                // Clear the entry so nothing (a retried or chunked walk) can follow a freed table.
-                ctx.trySet(0);
-                ctx.putRef();
-                ctx.put(child);
-                tablesFreed++;
+                // No TLB maintenance: hardware can no longer reach a table being torn down.
+                if (ctx.freeChildIfEmpty(null)) tablesFreed++;
                 return Status.OK;
             }
-            if (counted(old)) {
+            if (counted(ctx.old())) {
                 ctx.trySet(0);
                 ctx.putRef();
             }
@@ -238,7 +255,7 @@ public abstract class PageTable {
     protected long freeSubtree(long childPa, int parentLevel, long base) {
         FreeVisitor v = new FreeVisitor();
         Walker.walkSubtree(geometry, memory, childPa, parentLevel + 1, base & -geometry.granule().levelSize(parentLevel),
-                v, WalkFlags.LEAF | WalkFlags.TABLE_POST, WalkPolicy.RANGE);
+                WalkFlags.LEAF | WalkFlags.TABLE_POST, v);
         int c = memory.count(childPa);
         if (c != 1) {
             throw new IllegalStateException("unlinked table 0x" + Long.toHexString(childPa) + " has refcount " + c
@@ -249,7 +266,46 @@ public abstract class PageTable {
         return v.visits;
     }
 
+    // ---- pieces shared by the operations ----
+
+    /**
+     * Whether a leaf of {@code span} bytes can map input address {@code ia} to output address
+     * {@code oa} within a range ending at {@code end}: both addresses aligned to the span and the
+     * span inside the range. (Whether the level may hold a leaf at all is the caller's half:
+     * {@link Geometry#leafAllowed} and any rule of its own.)
+     */
+    static boolean leafFitsAt(long ia, long oa, long span, long end) {
+        return ((ia | oa) & (span - 1)) == 0 && end - ia >= span;
+    }
+
+    /**
+     * A zeroed table frame from {@code cache} for the entry at {@code addr}, level {@code level}.
+     *
+     * @throws PageTableException ENOMEM at that address and level when there is no cache or it
+     *     is empty (nothing was changed)
+     */
+    static long allocateTable(MemCache cache, long addr, int level) {
+        if (cache == null) {
+            throw new PageTableException(Errno.ENOMEM, addr, level, "a table is needed and no memory cache was given");
+        }
+        try {
+            return cache.allocate();
+        } catch (PageTableException e) {
+            throw new PageTableException(Errno.ENOMEM, addr, level, "a table is needed and the memory cache is empty");
+        }
+    }
+
     // ---- argument checks shared by the operations ----
+
+    /**
+     * The checks every range operation starts with, in this order: the table is live,
+     * {@code addr} (called {@code name}) is page-aligned, {@code size} is positive and aligned.
+     */
+    protected void checkRange(String name, long addr, long size) {
+        checkLive();
+        checkAligned(name, addr);
+        checkSize(size);
+    }
 
     protected void checkAligned(String name, long value) {
         Granule g = geometry.granule();

@@ -20,6 +20,11 @@ import dev.ptlab.core.mem.Reclaimer;
  * <p>Updates follow the walk's mode. In an exclusive walk {@link #trySet} is a single-copy-atomic
  * store that always succeeds. In a {@link WalkFlags#SHARED} walk it is a compare-and-swap against
  * {@link #old()}: the visitor that wins owns the change, a loser reports {@link Status#RACED}.
+ *
+ * <p>One piece on purpose: the walker's table loop writes the position fields directly and the
+ * run operations ({@link #fillRun}, {@link #clearRun}, {@link #updateRun}) share the batched
+ * reference counting with {@link #getRef}/{@link #putRef}; splitting it would put a call or an
+ * extra object between the walker and every entry it visits.
  */
 public final class VisitContext {
     private static final FrameAccess FRAMES = FrameAccess.grant();
@@ -184,7 +189,7 @@ public final class VisitContext {
     public PhysicalMemory memory() { return memory; }
 
     /** Bytes one entry at this level maps. */
-    public long granuleSize() {
+    public long entrySpan() {
         return span;
     }
 
@@ -227,7 +232,7 @@ public final class VisitContext {
         addr = next;
         index = i;
         if (i >= frame.length || next >= end) return false;
-        long v = shared ? Frames.getAcquire(frame, i) : Frames.getPlain(frame, i);
+        long v = shared ? Frames.getAcquire(frame, i) : Frames.getOpaque(frame, i);
         old = v;
         return !Pte.isTable(v, level);
     }
@@ -277,7 +282,7 @@ public final class VisitContext {
         int i = index;
         int stop = (int) Math.min(f.length, (long) i + Math.min(max, entriesBeforeEnd())); // int: a counted loop
         long v = first;
-        while (i < stop && Frames.getPlain(f, i) == 0) {
+        while (i < stop && Frames.getOpaque(f, i) == 0) {
             Frames.setRelease(f, i, v);
             v += step;
             i++;
@@ -310,9 +315,9 @@ public final class VisitContext {
         int stop = (int) Math.max(i, Math.min(f.length, (long) i + Math.min(budget, entriesBeforeEnd()))); // int: a counted loop
         int lvl = level;
         while (i < stop) {
-            long v = Frames.getPlain(f, i);
+            long v = Frames.getOpaque(f, i);
             if (!Pte.isValid(v) || Pte.isTable(v, lvl)) break;
-            Frames.setPlain(f, i, 0L);
+            Frames.setOpaque(f, i, 0L);
             i++;
         }
         int n = i - index;
@@ -334,7 +339,7 @@ public final class VisitContext {
     /** Reads the entry again (acquire in shared walks). Does not change {@link #old()}. */
     public long read() {
         checkActive();
-        return shared ? Frames.getAcquire(frame, index) : Frames.getPlain(frame, index);
+        return shared ? Frames.getAcquire(frame, index) : Frames.getOpaque(frame, index);
     }
 
     /**
@@ -345,7 +350,7 @@ public final class VisitContext {
         checkActive();
         if (!shared) {
             if (checking) checkStore(Frames.getAcquire(frame, index), value);
-            Frames.setPlain(frame, index, value);
+            Frames.setOpaque(frame, index, value);
             old = value;
             return true;
         }
@@ -399,11 +404,7 @@ public final class VisitContext {
         checkActive();
         runChanged = 0;
         if (!inRun || shared) return 0;
-        long mask = BreakBeforeMake.exemptBits(geometry.stage());
-        if (((set | clear) & ~mask) != 0) {
-            throw new IllegalArgumentException("set/clear: 0x" + Long.toHexString(set | clear)
-                    + " touches bits that need break-before-make");
-        }
+        BreakBeforeMake.checkExemptUpdate(geometry.stage(), set, clear);
         long[] f = frame;
         int i = index;
         int stop = (int) Math.min(f.length, (long) i + entriesBeforeEnd()); // int: a counted loop
@@ -411,11 +412,11 @@ public final class VisitContext {
         long last = old;
         int changed = 0;
         while (i < stop) {
-            long v = Frames.getPlain(f, i);
+            long v = Frames.getOpaque(f, i);
             if (!Pte.isValid(v) || Pte.isTable(v, lvl)) break;
             long nv = (v & ~clear) | set;
             if (nv != v) {
-                Frames.setPlain(f, i, nv);
+                Frames.setOpaque(f, i, nv);
                 changed++;
             }
             last = nv;
@@ -460,6 +461,30 @@ public final class VisitContext {
             if (batching) flushRun();
             memory.putExclusive(tablePa);
         }
+    }
+
+    /** TLB maintenance after {@link #freeChildIfEmpty} unlinked a child table, before the table is freed. */
+    @FunctionalInterface
+    public interface UnlinkFlush {
+        /** Invalidates what TLBs may hold for the span of the level-{@code level} entry at {@code entryBase}. */
+        void afterUnlink(long entryBase, int level);
+    }
+
+    /**
+     * For a TABLE_POST visit: if the child table has emptied (its count is back to 1, only its
+     * allocation reference), unlinks and frees it: clears the entry (so nothing, a retried or
+     * chunked walk included, can follow a freed table), lets {@code flush} invalidate the TLBs
+     * (null when no hardware can reach the table), drops the entry's reference on this table
+     * and frees the child. Returns whether it did.
+     */
+    public boolean freeChildIfEmpty(UnlinkFlush flush) {
+        long child = childTable();
+        if (count(child) != 1) return false;
+        trySet(0);
+        if (flush != null) flush.afterUnlink(entryBase(), level);
+        putRef();
+        put(child);
+        return true;
     }
 
     /** Reference count of a table frame (e.g. a child in a POST visit: 1 means empty). */

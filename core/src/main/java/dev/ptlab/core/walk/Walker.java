@@ -42,28 +42,22 @@ public final class Walker {
     private Walker() {}
 
     /**
-     * Walks {@code [addr, addr + size)} of the table rooted at {@code rootPa} (the first of
-     * {@code geometry.rootPages()} contiguous root frames).
+     * Walks {@code walk}'s range of the table rooted at {@code rootPa} (the first of
+     * {@code geometry.rootPages()} contiguous root frames). A {@link WalkFlags#SHARED} walk runs
+     * inside a read section of the walk's reclaimer from its first read to its last (the kernel's
+     * walk_begin/walk_end taking the RCU read lock), so a table another shared walker unlinks
+     * stays readable until this walk is done with it.
      *
      * @return {@link Status#OK} if the walk covered the range, else the status that stopped it
-     * @throws PageTableException ERANGE if the range leaves the input-address space
+     * @throws PageTableException ERANGE if the range leaves the input-address space; EINVAL if a
+     *     SHARED walk has no reclaimer
      */
-    public static Status walk(Geometry geometry, PhysicalMemory memory, long rootPa, long addr, long size,
-                              Visitor visitor, int flags, WalkPolicy policy) {
-        return walk(geometry, memory, rootPa, addr, size, visitor, flags, policy, null);
-    }
-
-    /**
-     * {@link #walk(Geometry, PhysicalMemory, long, long, long, Visitor, int, WalkPolicy)} for walks
-     * that may be {@link WalkFlags#SHARED}: a shared walk runs inside a read section of
-     * {@code reclaimer} from its first read to its last (the kernel's walk_begin/walk_end taking
-     * the RCU read lock), so a table another shared walker unlinks stays readable until this walk
-     * is done with it.
-     *
-     * @param reclaimer required for shared walks; ignored by exclusive ones
-     */
-    public static Status walk(Geometry geometry, PhysicalMemory memory, long rootPa, long addr, long size,
-                              Visitor visitor, int flags, WalkPolicy policy, Reclaimer reclaimer) {
+    public static Status walk(Geometry geometry, PhysicalMemory memory, long rootPa, Walk walk, Visitor visitor) {
+        final long addr = walk.addr();
+        final long size = walk.size();
+        final int flags = walk.flags();
+        final WalkPolicy policy = walk.policy();
+        final Reclaimer reclaimer = walk.reclaimer();
         Granule g = geometry.granule();
         boolean shared = (flags & WalkFlags.SHARED) != 0;
         if (shared && reclaimer == null) {
@@ -100,10 +94,13 @@ public final class Walker {
     /**
      * Walks a detached subtree: the table at {@code tablePa} is a level-{@code level} table
      * covering {@code [base, base + levelSize(level - 1))}. Used to build (create-unlinked) and
-     * tear down (free-unlinked, destroy) trees that no hardware walker can reach.
+     * tear down (free-unlinked, destroy) trees that no hardware walker can reach. Always
+     * exclusive and with the {@link WalkPolicy#RANGE} policy: nothing else can reach the
+     * subtree, so nothing races.
      */
     public static Status walkSubtree(Geometry geometry, PhysicalMemory memory, long tablePa, int level, long base,
-                                     Visitor visitor, int flags, WalkPolicy policy) {
+                                     int flags, Visitor visitor) {
+        final WalkPolicy policy = WalkPolicy.RANGE;
         Granule g = geometry.granule();
         Granule.checkLevel(level);
         if (level == Granule.FIRST_LEVEL) throw PageTableException.invalidArgument("level", level, "has no parent entry");
@@ -155,7 +152,7 @@ public final class Walker {
             final long entryAddr = c.addr;
             if (entryAddr >= end) break;
             if (checking) c.checkFrame(tablePa, gen);
-            long old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
+            long old = shared ? Frames.getAcquire(frame, idx) : Frames.getOpaque(frame, idx);
             if (!Pte.isTable(old, level)) {
                 if (!visitLeaves) {
                     c.addr = (entryAddr & -span) + span;
@@ -180,7 +177,7 @@ public final class Walker {
                 }
                 Status st = visitor.visit(c, Visit.LEAF);
                 // Re-read: the visitor may have turned the leaf into a table (descend into it).
-                old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
+                old = shared ? Frames.getAcquire(frame, idx) : Frames.getOpaque(frame, idx);
                 c.old = old;
                 if (st == Status.OK && !Pte.isTable(old, level)) {
                     c.addr = (entryAddr & -span) + span;
@@ -234,7 +231,7 @@ public final class Walker {
                 leafStatus = null;
             } else {
                 if (c.checking) c.checkFrame(tablePa, gen);
-                old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
+                old = shared ? Frames.getAcquire(frame, idx) : Frames.getOpaque(frame, idx);
                 table = Pte.isTable(old, level);
                 c.position(frame, gen, idx, tablePa, level, entryAddr, old);
                 if (table) {
@@ -249,17 +246,17 @@ public final class Walker {
                 if (visited) {
                     // Re-read: a visitor may have turned a leaf into a table (descend into it) or a
                     // table into a block (skip the detached subtree).
-                    old = shared ? Frames.getAcquire(frame, idx) : Frames.getPlain(frame, idx);
+                    old = shared ? Frames.getAcquire(frame, idx) : Frames.getOpaque(frame, idx);
                     table = Pte.isTable(old, level);
                     c.old = old;
                 }
             }
             if (visited && st != Status.OK) {
-                WalkPolicy.Action a = policy.actionFor(st);
+                WalkPolicy.Action a = afterVisit(policy, st, retries);
                 if (a == WalkPolicy.Action.STOP) return st;
                 if (a == WalkPolicy.Action.RETRY) {
-                    if (retries++ < policy.maxRetries()) continue;
-                    return st;
+                    retries++;
+                    continue;
                 }
             }
             if (!table) {
@@ -275,18 +272,28 @@ public final class Walker {
                 st = visitor.visit(c, Visit.TABLE_POST);
                 c.addr = next;
                 if (st != Status.OK) {
-                    WalkPolicy.Action a = policy.actionFor(st);
+                    WalkPolicy.Action a = afterVisit(policy, st, retries);
                     if (a == WalkPolicy.Action.STOP) return st;
                     if (a == WalkPolicy.Action.RETRY) {
-                        if (retries++ < policy.maxRetries()) {
-                            c.addr = entryAddr;
-                            continue;
-                        }
-                        return st;
+                        retries++;
+                        c.addr = entryAddr;
+                        continue;
                     }
                 }
             }
             return null;
         }
+    }
+
+    /**
+     * The one place a visit's status meets the walk's policy: CONTINUE (go on with the next
+     * entry), RETRY (visit the entry again; only while {@code retries} is below the policy's
+     * budget) or STOP (the walk ends with the status). A RETRY past the budget becomes STOP, so
+     * every walk terminates.
+     */
+    private static WalkPolicy.Action afterVisit(WalkPolicy policy, Status st, int retries) {
+        WalkPolicy.Action a = policy.actionFor(st);
+        if (a == WalkPolicy.Action.RETRY && retries >= policy.maxRetries()) return WalkPolicy.Action.STOP;
+        return a;
     }
 }

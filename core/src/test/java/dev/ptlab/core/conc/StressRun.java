@@ -591,7 +591,7 @@ public final class StressRun {
             if (Pte.isLocked(pte)) {
                 bad.add("LOCKED entry at 0x" + Long.toHexString(at) + " level " + ctx.level() + " at a quiescent point");
             } else if (Pte.isValid(pte)) {
-                long size = ctx.granuleSize();
+                long size = ctx.entrySpan();
                 if (!backing.contains(at) || !backing.contains(at + size - 1)) {
                     bad.add("leaf outside the backing at 0x" + Long.toHexString(at) + " level " + ctx.level());
                     return Status.OK;

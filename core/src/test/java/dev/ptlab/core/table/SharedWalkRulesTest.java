@@ -11,6 +11,7 @@ import dev.ptlab.core.arch.Prot;
 import dev.ptlab.core.hw.TlbSystem;
 import dev.ptlab.core.mem.PhysicalMemory;
 import dev.ptlab.core.walk.Status;
+import dev.ptlab.core.walk.Walk;
 import dev.ptlab.core.walk.WalkFlags;
 import dev.ptlab.core.walk.WalkPolicy;
 import dev.ptlab.core.walk.Walker;
@@ -35,11 +36,11 @@ class SharedWalkRulesTest {
     @Test
     void aSharedWalkNeedsAReclaimerAndASubtreeWalkCannotBeShared() {
         Fixture f = new Fixture(Granule.G4K, 40, 0);
-        assertThatThrownBy(() -> Walker.walk(f.table.geometry(), f.mem, f.table.rootPa(), A, K4, (ctx, v) -> Status.OK,
-                WalkFlags.LEAF | WalkFlags.SHARED, WalkPolicy.RANGE))
+        assertThatThrownBy(() -> Walker.walk(f.table.geometry(), f.mem, f.table.rootPa(),
+                Walk.range(A, K4).flags(WalkFlags.LEAF | WalkFlags.SHARED).policy(WalkPolicy.RANGE), (ctx, v) -> Status.OK))
                 .isInstanceOf(PageTableException.class).hasMessageContaining("reclaimer");
-        assertThatThrownBy(() -> Walker.walkSubtree(f.table.geometry(), f.mem, f.table.rootPa(), 1, 0, (ctx, v) -> Status.OK,
-                WalkFlags.LEAF | WalkFlags.SHARED, WalkPolicy.RANGE))
+        assertThatThrownBy(() -> Walker.walkSubtree(f.table.geometry(), f.mem, f.table.rootPa(), 1, 0,
+                WalkFlags.LEAF | WalkFlags.SHARED, (ctx, v) -> Status.OK))
                 .isInstanceOf(PageTableException.class).hasMessageContaining("SHARED");
     }
 

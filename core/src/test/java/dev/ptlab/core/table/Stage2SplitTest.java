@@ -16,7 +16,6 @@ import dev.ptlab.core.hw.Translation;
 import dev.ptlab.core.mem.MemCache;
 import dev.ptlab.core.walk.Status;
 import dev.ptlab.core.walk.WalkFlags;
-import dev.ptlab.core.walk.WalkPolicy;
 import dev.ptlab.core.walk.Walker;
 import java.util.ArrayList;
 import java.util.List;
@@ -108,7 +107,7 @@ class Stage2SplitTest {
 
         long[] tally = new long[3]; // leaves, tables, mismatches
         long expectedAttr = Stage2Descriptor.attributes(Prot.parse("rw+sw3"), false, fmt);
-        Walker.walkSubtree(t.geometry(), r.mem, sub.pa, level + 1, 0, (ctx, v) -> {
+        Walker.walkSubtree(t.geometry(), r.mem, sub.pa, level + 1, 0, WalkFlags.LEAF | WalkFlags.TABLE_PRE, (ctx, v) -> {
             long e = ctx.old();
             if (v == dev.ptlab.core.walk.Visit.TABLE_PRE) {
                 tally[1]++;
@@ -121,7 +120,7 @@ class Stage2SplitTest {
                     && (e & Pte.TYPE_MASK) == Pte.leafType(leafLevel);
             if (!ok && tally[2]++ == 0) throw new AssertionError("leaf at 0x" + Long.toHexString(ctx.addr()) + " level " + ctx.level() + ": 0x" + Long.toHexString(e));
             return Status.OK;
-        }, WalkFlags.LEAF | WalkFlags.TABLE_PRE, WalkPolicy.RANGE);
+        });
         assertThat(tally[0]).as("leaves").isEqualTo(span / leafSpan);
         assertThat(tally[1] + 1).as("table frames").isEqualTo(frames);
 

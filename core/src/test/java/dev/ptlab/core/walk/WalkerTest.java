@@ -606,11 +606,11 @@ class WalkerTest {
         map(G1 + 5 * K4, K4, 0x8000_0000L);
         long l2 = child(table.rootPa(), 1);
         Recorder r = new Recorder();
-        Walker.walkSubtree(table.geometry(), mem, l2, 2, G1, r, WalkFlags.LEAF | WalkFlags.TABLE_PRE, WalkPolicy.RANGE);
+        Walker.walkSubtree(table.geometry(), mem, l2, 2, G1, WalkFlags.LEAF | WalkFlags.TABLE_PRE, r);
         assertThat(r.calls).hasSize(1 + 512 + 511);
         assertThat(r.calls.get(0)).extracting(Recorder.Call::visit, Recorder.Call::addr).containsExactly(Visit.TABLE_PRE, G1);
         assertThat(r.calls.get(r.calls.size() - 1).addr()).isEqualTo(2 * G1 - M2);
-        assertThatThrownBy(() -> Walker.walkSubtree(table.geometry(), mem, l2, 2, G1 + M2, r, WalkFlags.LEAF, WalkPolicy.RANGE))
+        assertThatThrownBy(() -> Walker.walkSubtree(table.geometry(), mem, l2, 2, G1 + M2, WalkFlags.LEAF, r))
                 .isInstanceOf(PageTableException.class).hasMessageContaining("base");
     }
 
