@@ -53,6 +53,7 @@ public final class Prot {
      * {@code +nc}, {@code +sw0}..{@code +sw3}; {@code none} for no access. Example: {@code rw+device}.
      */
     public static Prot parse(String text) {
+        if (text == null) throw new IllegalArgumentException("prot: null; expected e.g. r, rw, rx, rwx, rw+device, none");
         String t = text.trim().toLowerCase(Locale.ROOT);
         if (t.isEmpty()) {
             throw new IllegalArgumentException("prot: \"" + text + "\" is empty; expected e.g. r, rw, rx, rwx, rw+device, none");

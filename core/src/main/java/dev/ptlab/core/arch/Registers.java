@@ -65,6 +65,12 @@ public final class Registers {
 
     /** Translation-table base field: PA[47:1] in place; with 52-bit formats PA[51:48] in bits [5:2]. */
     public static long baddr(Geometry g, long rootPa) {
+        if (rootPa < 0 || (g.paBits() < 63 && rootPa >= 1L << g.paBits())) {
+            // Masking it would silently point the register at another frame (and, for VTTBR,
+            // bit 48 would land in the VMID field).
+            throw dev.ptlab.core.PageTableException.invalidArgument("root", rootPa, "is outside the " + g.paBits()
+                    + "-bit output address space");
+        }
         if (g.paBits() == 52) {
             return (rootPa & 0xFFFF_FFFF_FFC0L & ((1L << 48) - 1)) | ((rootPa >>> 48) & 0xF) << 2;
         }

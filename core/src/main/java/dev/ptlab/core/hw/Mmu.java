@@ -85,6 +85,19 @@ public final class Mmu {
         dev.ptlab.core.arch.Registers.psField(paBits); // one of the PS encodings, or IllegalArgumentException
         if (memory == null) throw new IllegalArgumentException("memory: null");
         if (tlb == null) throw new IllegalArgumentException("tlb: null");
+        // A TLB or memory of another granule would index and tag with the wrong level shifts:
+        // translations come out wrong without any error.
+        if (tlb.granule() != geometry.granule()) {
+            throw dev.ptlab.core.PageTableException.invalidArgument("tlb", tlb.name() + " (" + tlb.granule().label() + ")",
+                    "has another granule than the table's " + geometry.granule().label());
+        }
+        if (memory.granule() != geometry.granule()) {
+            throw dev.ptlab.core.PageTableException.invalidArgument("memory", memory.granule().label() + " frames",
+                    "has another granule than the table's " + geometry.granule().label());
+        }
+        if (vmid < 0 || vmid > 0xFFFF) {
+            throw dev.ptlab.core.PageTableException.invalidArgument("vmid", (Object) vmid, "is outside 0..65535");
+        }
         this.geometry = geometry;
         this.memory = memory;
         this.tlb = tlb;

@@ -1,5 +1,7 @@
 package dev.ptlab.core.hw;
 
+import dev.ptlab.core.PageTableException;
+
 import dev.ptlab.core.arch.Granule;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -94,6 +96,7 @@ public final class Tlb {
     }
 
     public Tlb(String name, Granule granule, int pageEntries, int blockEntries) {
+        if (granule == null) throw PageTableException.invalidArgument("granule", null, "is null");
         if (Integer.bitCount(pageEntries) != 1 || pageEntries < 1) {
             throw new IllegalArgumentException("pageEntries: " + pageEntries + " is not a power of two");
         }
@@ -210,6 +213,7 @@ public final class Tlb {
      */
     public boolean fill(int vmid, long addr, int level, long pte, long walkGeneration) {
         if (level < 0) return false;
+        if (level > Granule.LAST_LEVEL) throw PageTableException.invalidArgument("level", (Object) level, "is not a leaf level 0..3");
         checkConflict(vmid, addr, level, pte);
         long[] e = entries[level];
         int i = 2 * slot(addr, level);

@@ -23,6 +23,7 @@ public final class TlbSystem implements TlbMaintenance {
 
     /** Adds a CPU's TLB so broadcast invalidations reach it. */
     public void register(Tlb tlb) {
+        if (tlb == null) throw dev.ptlab.core.PageTableException.invalidArgument("tlb", null, "is null");
         tlbs.add(tlb);
     }
 

@@ -30,16 +30,26 @@ public final class MemCache {
     /** Number of top-ups that had to allocate at least one frame. */
     public long refills() { return refills; }
 
-    /** Fills the cache up to {@code min} frames from physical memory. */
+    /**
+     * Fills the cache up to {@code min} frames from physical memory. When memory runs out first,
+     * the cache keeps what it got and the call fails with ENOMEM.
+     */
     public void topUp(int min) {
         if (min < 0) throw PageTableException.invalidArgument("min", (Object) min, "is negative");
         if (count >= min) return;
-        if (frames.length < min) frames = java.util.Arrays.copyOf(frames, Math.max(min, frames.length * 2));
+        if (frames.length < min) {
+            // Never grow the array past what memory can fill: topUp(Integer.MAX_VALUE) on a small
+            // memory must end in ENOMEM, not in the JVM's OutOfMemoryError.
+            long fillable = (long) count + memory.frameCount() - memory.framesInUse() + 1;
+            int length = (int) Math.min(Math.max(min, (long) frames.length * 2), Math.max(fillable, frames.length));
+            frames = java.util.Arrays.copyOf(frames, length);
+        }
         refills++;
         while (count < min) {
             // Allocate before touching count: in "frames[count++] = allocate()" the index (and its
             // increment) is evaluated first, so an ENOMEM would leave a phantom zero entry behind.
             long pa = memory.allocate();
+            if (count == frames.length) frames = java.util.Arrays.copyOf(frames, frames.length + 1);
             frames[count++] = pa;
         }
     }
@@ -53,10 +63,19 @@ public final class MemCache {
         return frames[--count];
     }
 
-    /** Returns a frame taken from this cache but never linked into a table (it must still be zero). */
+    /**
+     * Returns the frame this cache handed out last (and not yet returned), which was never linked
+     * into a table, so it is still zero. Frames come back in the reverse order they left; any
+     * other PA (a frame of a table, of another cache or memory, the table's root) is refused:
+     * accepting it would free a live frame when the cache is released.
+     */
     public void giveBack(long pa) {
-        if (count == frames.length) frames = java.util.Arrays.copyOf(frames, frames.length * 2);
-        frames[count++] = pa;
+        // allocate() leaves the handed-out PA in the slot just above count: frames[count] is the
+        // most recent frame still out, unless a top-up has refilled that slot since.
+        if (count >= frames.length || frames[count] != pa || !memory.isLive(pa) || memory.count(pa) != 1) {
+            throw PageTableException.invalidArgument("pa", pa, "is not the frame this memory cache handed out last");
+        }
+        count++;
     }
 
     /** Returns every cached frame to physical memory. */

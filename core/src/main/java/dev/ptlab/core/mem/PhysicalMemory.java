@@ -73,6 +73,11 @@ public final class PhysicalMemory {
         if (size <= 0 || (size & granule.pageMask()) != 0) {
             throw PageTableException.invalidArgument("size", size, "is not a positive multiple of the " + granule.label() + " granule");
         }
+        if (size > Long.MAX_VALUE - base) {
+            // Past 2^63 a frame's PA would be negative: no output-address format reaches there anyway.
+            throw PageTableException.invalidArgument("size", size, "puts the end of memory past 2^63 (base 0x"
+                    + Long.toHexString(base) + ")");
+        }
         long count = size >>> granule.shift();
         if (count > Integer.MAX_VALUE - 8) {
             throw PageTableException.invalidArgument("size", size, "holds more than 2^31 frames");

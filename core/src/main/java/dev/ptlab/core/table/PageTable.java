@@ -48,6 +48,13 @@ public abstract class PageTable {
             throw new IllegalArgumentException("memory: granule " + memory.granule().label()
                     + " does not match the table's " + geometry.granule().label());
         }
+        if (geometry.paBits() < 63 && memory.base() + memory.size() > 1L << geometry.paBits()) {
+            // A descriptor holds only paBits of output address: a table frame above that would be
+            // linked truncated, and the first walk through it would read another frame.
+            throw dev.ptlab.core.PageTableException.invalidArgument("memory", "0x" + Long.toHexString(memory.base()) + "..0x"
+                    + Long.toHexString(memory.base() + memory.size() - 1), "reaches above the table format's "
+                    + geometry.paBits() + "-bit output address space");
+        }
         this.geometry = geometry;
         this.memory = memory;
         this.tlbi = tlbi;
