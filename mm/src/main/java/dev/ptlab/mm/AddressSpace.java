@@ -46,6 +46,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * writable and dirty if the VMA is writable). A read of a VMA needs {@code PROT_READ} or
  * {@code PROT_WRITE} (arm64: write implies read); exec needs {@code PROT_EXEC} (EPAN: exec does
  * not imply read).
+ *
+ * <p>Why one class of this size: it is the mm_struct's public face, and every public method is
+ * where the lock order above is taken. The table work is already elsewhere ({@code Faults},
+ * {@code Fork}, {@code Zap}, {@code Protect}, {@code Reclaim}, {@code DeviceExclusive}); what stays
+ * is the VMA list (mmap, munmap, mprotect, madvise split and merge it under the write lock), CPU
+ * data access and the invariant check, all of which read the VMA list under the same lock.
  */
 public final class AddressSpace implements AutoCloseable {
     /** Where {@link #mmap} with addr 0 starts looking for a free range. */
