@@ -1,8 +1,8 @@
 package dev.ptlab.sim;
 
+import dev.ptlab.mm.notify.NotifierRange;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import dev.ptlab.mm.notify.NotifierRange;
 
 /**
  * KVM's {@code mmu_invalidate_*} state of one VM: how many MMU-notifier invalidations that hit a

@@ -1,8 +1,8 @@
 package dev.ptlab.sim;
 
+import dev.ptlab.core.hw.TlbSystem;
 import dev.ptlab.core.table.MmuLock;
 import dev.ptlab.core.table.Stage2PageTable;
-import dev.ptlab.core.hw.TlbSystem;
 import dev.ptlab.mm.AddressSpace;
 import dev.ptlab.mm.notify.MmuNotifier;
 import dev.ptlab.mm.notify.NotifierEvent;
