@@ -11,10 +11,14 @@ import dev.ptlab.mm.GupResult;
 
 /**
  * One virtual CPU: its own MMU and TLB walking the VM's stage-2 table as hardware does, and its
- * own memory cache for the tables a fault may need. Used by one thread at a time.
+ * own memory cache for the tables a fault may need.
  *
  * <p>{@link #access} is what the guest does: translate, and on a stage-2 fault enter the VM's
  * abort handler and retry until the access succeeds or exits to the VMM.
+ *
+ * <p>Locks: used by one thread at a time, which holds no lock when it calls {@link #access};
+ * the abort handler takes the MMU lock inside, and a wait for an invalidation holds nothing.
+ * {@link #stats()} is that thread's to write (read it when the vCPU is idle).
  */
 public final class Vcpu {
     /** {@link #access} result {@link VmExit#MMIO}: the access left the guest (no memslot, or a write to a read-only slot). */
