@@ -11,25 +11,29 @@ import dev.ptlab.mm.GupResult;
 
 /**
  * One virtual CPU: its own MMU and TLB walking the VM's stage-2 table as hardware does, and its
- * own memory cache for the tables a fault may need. Used by one thread at a time.
+ * own memory cache for the tables a fault may need.
  *
  * <p>{@link #access} is what the guest does: translate, and on a stage-2 fault enter the VM's
  * abort handler and retry until the access succeeds or exits to the VMM.
+ *
+ * <p>Locks: used by one thread at a time, which holds no lock when it calls {@link #access};
+ * the abort handler takes the MMU lock inside, and a wait for an invalidation holds nothing.
+ * {@link #stats()} is that thread's to write (read it when the vCPU is idle).
  */
 public final class Vcpu {
-    /** {@link #access} result: the access left the guest (no memslot, or a write to a read-only slot). */
+    /** {@link #access} result {@link VmExit#MMIO}: the access left the guest (no memslot, or a write to a read-only slot). */
     public static final long EXIT_MMIO = -1;
-    /** {@link #access} result: the IPA is beyond the VM's size; the guest gets an address-size fault. */
+    /** {@link #access} result {@link VmExit#ADDRESS_SIZE}: the IPA is beyond the VM's size; the guest gets an address-size fault. */
     public static final long EXIT_ADDRESS_SIZE = -2;
-    /**
-     * {@link #access} result: the host could not provide the page of an address-space memslot
-     * (GUP failed with EFAULT: the range was unmapped, or a write to a read-only VMA); KVM returns
-     * -EFAULT from KVM_RUN.
-     */
+    /** {@link #access} result {@link VmExit#EFAULT}: GUP refused the host page of an address-space memslot. */
     public static final long EXIT_EFAULT = -3;
-    /** Faults one access may take before the simulator calls it a livelock. */
+    /**
+     * Faults one access may take, not counting those lost to an MMU-notifier invalidation,
+     * before the simulator calls it a livelock. A fault that lost to an invalidation made no
+     * mapping because another thread was changing the host page: that thread's progress, not
+     * ours, and bounded by how long it takes (the vCPU waits for it), not by a count here.
+     */
     static final int MAX_FAULTS_PER_ACCESS = 10_000;
-
     private final Vm vm;
     private final int id;
     private final Tlb tlb;
@@ -38,6 +42,8 @@ public final class Vcpu {
     final VcpuStats stats = new VcpuStats();
     /** The fault path's GUP result holder, reused by every fault (no allocation per fault). */
     final GupResult gup = new GupResult();
+    /** Set by the abort handler with {@link AbortResult#INVALIDATING}: the invalidation sequence to wait past. */
+    long invalidationSeq;
     /** Accesses since creation (never reset; read racily by progress displays). */
     private long lifetimeAccesses;
 
@@ -61,47 +67,53 @@ public final class Vcpu {
     public Vm vm() { return vm; }
 
     /**
-     * One guest access to {@code gpa}: returns the host PA, or {@link #EXIT_MMIO} /
-     * {@link #EXIT_ADDRESS_SIZE} / {@link #EXIT_EFAULT}.
+     * One guest access to {@code gpa}: returns the host PA, or the (negative) {@link VmExit#code()}
+     * of the exit it took: {@link #EXIT_MMIO} / {@link #EXIT_ADDRESS_SIZE} / {@link #EXIT_EFAULT}.
      *
-     * @throws IllegalStateException if the access keeps faulting (a livelock: a bug)
+     * <p>A fault that lost to an MMU-notifier invalidation still in progress over {@code gpa}
+     * waits for it to end before faulting again (KVM's vCPU would re-enter the guest, re-fault
+     * and retry for as long as {@code mmu_invalidate_in_progress} covers the page, sleeping in
+     * the run loop's reschedule point while the invalidating thread runs); one whose
+     * invalidation already ended yields and faults again at once.
+     *
+     * @throws IllegalStateException if the access keeps faulting for other reasons (a livelock:
+     *     a bug)
      */
     public long access(long gpa, Access access) {
         stats.accesses++;
         lifetimeAccesses++;
-        for (int n = 0; ; n++) {
+        for (int stuck = 0; ; ) {
             long r = mmu.translate(gpa, access);
             if (!Translation.isFault(r)) return r;
-            if (n == MAX_FAULTS_PER_ACCESS) {
+            if (stuck == MAX_FAULTS_PER_ACCESS) {
                 throw new IllegalStateException("vcpu" + id + ": " + access + " of 0x" + Long.toHexString(gpa) + " faulted "
-                        + n + " times (last " + Translation.faultType(r) + " at level " + Translation.faultLevel(r) + ", entry 0x"
+                        + stuck + " times (last " + Translation.faultType(r) + " at level " + Translation.faultLevel(r) + ", entry 0x"
                         + Long.toHexString(mmu.lastPte()) + ")");
             }
             FaultType type = Translation.faultType(r);
             int level = Translation.faultLevel(r);
             stats.faults[type.ordinal()][level + 1]++;
             long t0 = vm.config().latency() ? System.nanoTime() : 0;
-            long retriesBefore = stats.seqRetries;
-            int outcome = vm.handleAbort(this, gpa, access, type, level, mmu.lastPte());
-            // A fault that lost to an invalidation goes back to the run loop, where KVM checks
-            // need_resched before entering the guest again. Without that the vCPU re-faults in a
-            // tight loop, and with fewer cores than threads it keeps the invalidating thread (a
-            // device converting pages, a host thread unmapping) from finishing, so the
-            // invalidation stays in progress and every fault retries again: device-atomics with
-            // two devices made single accesses fault 10^4 times before this yield.
-            if (stats.seqRetries != retriesBefore) Thread.yield();
+            AbortResult outcome = vm.handleAbort(this, gpa, access, type, level, mmu.lastPte());
             if (t0 != 0) stats.latency.recordValue(Math.max(0, System.nanoTime() - t0));
-            if (outcome == Vm.EXIT_MMIO) {
-                stats.mmioExits++;
-                return EXIT_MMIO;
-            }
-            if (outcome == Vm.EXIT_ADDRESS_SIZE) {
-                stats.addressSizeErrors++;
-                return EXIT_ADDRESS_SIZE;
-            }
-            if (outcome == Vm.EXIT_EFAULT) {
-                stats.efaultExits++;
-                return EXIT_EFAULT;
+            switch (outcome) {
+                case RESUME:
+                    stuck++;
+                    break;
+                case INVALIDATED:
+                    // Back to the run loop, where KVM checks need_resched before entering the
+                    // guest again: with fewer cores than threads, a tight re-fault loop keeps
+                    // the threads invalidating (a device converting pages, a host thread
+                    // unmapping) from running at all.
+                    Thread.yield();
+                    break;
+                case INVALIDATING:
+                    vm.awaitInvalidationEnd(invalidationSeq);
+                    break;
+                default:
+                    VmExit exit = outcome.exit();
+                    stats.exits[exit.ordinal()]++;
+                    return exit.code();
             }
         }
     }

@@ -19,28 +19,33 @@ public final class VcpuStats {
     long raced;
     /** Translation faults on an entry that was LOCKED: invalid only because another CPU was inside break-before-make. */
     long spurious;
-    /** Faults outside every memslot, or writes to a read-only slot: exits to the VMM. */
-    long mmioExits;
-    /** Accesses beyond the VM's IPA size: an address-size fault injected into the guest. */
-    long addressSizeErrors;
+    /** Accesses that did not complete in the guest, by {@link VmExit} ordinal. */
+    final long[] exits = new long[VmExit.values().length];
     /**
      * Faults on an address-space memslot that mapped nothing because an MMU-notifier
      * invalidation ran (or was still running) since the fault read the invalidation sequence;
      * the vCPU re-faults (KVM's mmu_invalidate_retry).
      */
     long seqRetries;
-    /** Faults whose host page GUP refused (no VMA, or a write to a read-only one): -EFAULT exits to the VMM. */
-    long efaultExits;
     /** Fault-handling latency in nanoseconds (handler entry to return). */
     final Histogram latency = new Histogram(3_600_000_000_000L, 2);
 
     public long accesses() { return accesses; }
     public long raced() { return raced; }
     public long spurious() { return spurious; }
-    public long mmioExits() { return mmioExits; }
-    public long addressSizeErrors() { return addressSizeErrors; }
     public long seqRetries() { return seqRetries; }
-    public long efaultExits() { return efaultExits; }
+
+    /** Accesses that ended in {@code exit}. */
+    public long exits(VmExit exit) {
+        return exits[exit.ordinal()];
+    }
+
+    /** Faults outside every memslot, or writes to a read-only slot: exits to the VMM ({@link VmExit#MMIO}). */
+    public long mmioExits() { return exits(VmExit.MMIO); }
+    /** Accesses beyond the VM's IPA size: an address-size fault injected into the guest ({@link VmExit#ADDRESS_SIZE}). */
+    public long addressSizeErrors() { return exits(VmExit.ADDRESS_SIZE); }
+    /** Faults whose host page GUP refused (no VMA, or a write to a read-only one): -EFAULT exits ({@link VmExit#EFAULT}). */
+    public long efaultExits() { return exits(VmExit.EFAULT); }
 
     public long faults(FaultType type, int level) {
         return faults[type.ordinal()][level + 1];
@@ -60,10 +65,8 @@ public final class VcpuStats {
         for (int t = 0; t < faults.length; t++) for (int l = 0; l < LEVELS; l++) faults[t][l] += o.faults[t][l];
         raced += o.raced;
         spurious += o.spurious;
-        mmioExits += o.mmioExits;
-        addressSizeErrors += o.addressSizeErrors;
+        for (int e = 0; e < exits.length; e++) exits[e] += o.exits[e];
         seqRetries += o.seqRetries;
-        efaultExits += o.efaultExits;
         latency.add(o.latency);
     }
 
@@ -72,10 +75,8 @@ public final class VcpuStats {
         for (long[] t : faults) java.util.Arrays.fill(t, 0);
         raced = 0;
         spurious = 0;
-        mmioExits = 0;
-        addressSizeErrors = 0;
+        java.util.Arrays.fill(exits, 0);
         seqRetries = 0;
-        efaultExits = 0;
         latency.reset();
     }
 }

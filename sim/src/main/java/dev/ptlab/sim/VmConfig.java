@@ -122,12 +122,7 @@ public final class VmConfig {
      * tell that refusal from others without reading the message.
      */
     public boolean eagerSplitChunkValid() {
-        if (eagerSplitChunk == 0) return true;
-        Geometry g = Geometry.stage2(granule, ipaBits);
-        for (int l = 0; l < Granule.LAST_LEVEL; l++) {
-            if (g.leafAllowed(l) && granule.levelSize(l) == eagerSplitChunk) return true;
-        }
-        return false;
+        return eagerSplitChunk == 0 || Vm.isBlockSize(Geometry.stage2(granule, ipaBits), eagerSplitChunk);
     }
 
     public VmConfig withHardwareAf(boolean on) {

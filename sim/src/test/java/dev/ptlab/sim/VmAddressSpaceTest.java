@@ -275,7 +275,7 @@ class VmAddressSpaceTest {
             if (hooks[0]++ == 0) mm.madvise(va, K4, Mman.MADV_DONTNEED);
         });
         long seq = vm.mmuInvalidateSeq();
-        assertThat(vm.handleAbort(v, gpa, Access.WRITE, FaultType.TRANSLATION, 3, 0)).isEqualTo(Vm.RESUME);
+        assertThat(vm.handleAbort(v, gpa, Access.WRITE, FaultType.TRANSLATION, 3, 0)).isEqualTo(AbortResult.INVALIDATED);
         assertThat(vm.mmuInvalidateSeq()).isEqualTo(seq + 1);
         assertThat(v.stats().seqRetries()).as("the fault saw the sequence move").isEqualTo(1);
         assertThat(leaf(gpa).valid()).as("and mapped nothing").isFalse();
@@ -290,7 +290,7 @@ class VmAddressSpaceTest {
         // Without an invalidation in between, no retry.
         mm.madvise(va, K4, Mman.MADV_DONTNEED);
         vm.setFaultHook(null);
-        assertThat(vm.handleAbort(v, gpa, Access.WRITE, FaultType.TRANSLATION, 3, 0)).isEqualTo(Vm.RESUME);
+        assertThat(vm.handleAbort(v, gpa, Access.WRITE, FaultType.TRANSLATION, 3, 0)).isEqualTo(AbortResult.RESUME);
         assertThat(v.stats().seqRetries()).isEqualTo(1);
         assertThat(leaf(gpa).valid()).isTrue();
         pin.folio.put();
@@ -341,7 +341,7 @@ class VmAddressSpaceTest {
         });
         long seq = vm.mmuInvalidateSeq();
         try {
-            assertThat(vm.handleAbort(v, gpa, Access.WRITE, FaultType.TRANSLATION, 3, 0)).isEqualTo(Vm.RESUME);
+            assertThat(vm.handleAbort(v, gpa, Access.WRITE, FaultType.TRANSLATION, 3, 0)).isEqualTo(AbortResult.INVALIDATING);
             assertThat(seqInHook[0]).as("the invalidation has not ended: only in-progress can catch it").isEqualTo(seq);
             assertThat(vm.mmuInvalidateInProgress()).isEqualTo(1);
             assertThat(v.stats().seqRetries()).isEqualTo(1);

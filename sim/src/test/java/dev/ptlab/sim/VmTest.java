@@ -24,9 +24,26 @@ class VmTest {
         assertThat(v.access(1L << 36, Access.WRITE)).isEqualTo(Vcpu.EXIT_ADDRESS_SIZE);
         assertThat(v.stats().mmioExits()).isEqualTo(1);
         assertThat(v.stats().addressSizeErrors()).isEqualTo(1);
+        assertThat(v.stats().exits(VmExit.MMIO)).isEqualTo(1);
+        assertThat(v.stats().exits(VmExit.ADDRESS_SIZE)).isEqualTo(1);
+        assertThat(v.stats().exits(VmExit.EFAULT)).isZero();
         assertThat(v.stats().faults(FaultType.TRANSLATION, 0)).as("the MMU reports IA >= limit as level 0").isEqualTo(1);
         vm.destroy();
         assertThat(vm.tableMemory().framesInUse()).isZero();
+    }
+
+    @Test
+    void eachExitHasItsOwnNegativeCodeThatNoPaCanBe() {
+        assertThat(VmExit.of(Vcpu.EXIT_MMIO)).isEqualTo(VmExit.MMIO);
+        assertThat(VmExit.of(Vcpu.EXIT_ADDRESS_SIZE)).isEqualTo(VmExit.ADDRESS_SIZE);
+        assertThat(VmExit.of(Vcpu.EXIT_EFAULT)).isEqualTo(VmExit.EFAULT);
+        assertThat(VmExit.of(HOST)).as("a PA is no exit").isNull();
+        assertThat(VmExit.of(0)).isNull();
+        for (VmExit e : VmExit.values()) assertThat(e.code()).as(e.name()).isNegative();
+        assertThat(java.util.Arrays.stream(VmExit.values()).mapToLong(VmExit::code).distinct().count()).isEqualTo(VmExit.values().length);
+        for (AbortResult r : AbortResult.values()) {
+            assertThat(r.exit() == null).as(r.name()).isEqualTo(r == AbortResult.RESUME || r.lostToInvalidation());
+        }
     }
 
     @Test

@@ -46,10 +46,23 @@ public final class MirrorDevice implements AutoCloseable {
     private static final long PERMS = READ | WRITE | ATOMIC;
 
     /**
-     * How long one device access or conversion may keep losing races with invalidations before
-     * it gives up with EBUSY: nouveau's HMM_RANGE_DEFAULT_TIMEOUT (1 s). A bound in time rather
-     * than in tries, because under heavy notifier traffic (other devices, a VM) the device's
-     * whole-space subscription sees every invalidation and a fair share of attempts lose.
+     * Consecutive attempts one device access or conversion may lose to invalidations before it
+     * gives up with EBUSY. Counted in lost races, not time or tries: an attempt is lost only when
+     * an invalidation starts inside it ({@code readBegin} first waits out one already in
+     * progress, so a descheduled invalidating thread delays the device without costing it an
+     * attempt), and a thread the scheduler stops mid-attempt loses at most that one attempt.
+     * Ordinary traffic makes losses rare and independent: device-atomics with two devices and
+     * vCPUs on one address space retries about 1 conversion in 15, so even a loss rate of 90%
+     * gives 1000 losses in a row with probability 10^-46, while an attempt that can never
+     * succeed (a livelock: an invalidation the device causes itself and fails on) loses 1000 in
+     * a row within milliseconds.
+     */
+    static final int MAX_LOST_RACES = 1000;
+    /**
+     * The losing streak must also have lasted this long: nouveau's HMM_RANGE_DEFAULT_TIMEOUT
+     * (1 s), so a burst of invalidations on a fast machine does not make the device give up
+     * sooner than the driver would. Measured from the end of the streak's first lost attempt:
+     * never the time of one attempt alone.
      */
     static final long TIMEOUT_NANOS = 1_000_000_000L;
 
@@ -293,13 +306,14 @@ public final class MirrorDevice implements AutoCloseable {
      * WRITE), faulting it in through GUP as often as invalidations take it away again.
      */
     private void accessPage(long page, long need, PageAccess access) {
-        long start = System.nanoTime();
-        for (int tries = 0; ; tries++) {
-            if (tryMapped(page, need, access)) return;
-            if (tries > 0 && System.nanoTime() - start > TIMEOUT_NANOS) {
-                throw busy(page, "a " + (need == WRITE ? "write" : "read") + " fault", tries);
-            }
+        if (tryMapped(page, need, access)) return;
+        LosingStreak lost = new LosingStreak();
+        while (true) {
+            lost.attempts++;
             faultIn(page, need == WRITE);
+            if (tryMapped(page, need, access)) return;
+            // The fault-in lost: an invalidation raced with it, or took the page away again.
+            if (lost.lose()) throw busy(page, "a " + (need == WRITE ? "write" : "read") + " fault", lost);
         }
     }
 
@@ -376,8 +390,9 @@ public final class MirrorDevice implements AutoCloseable {
     private void convertPage(long page, PageAccess access) {
         long key = page >>> pageShift;
         long[] mine = converting.get();
-        long start = System.nanoTime();
-        for (int tries = 1; ; tries++) {
+        LosingStreak lost = new LosingStreak();
+        while (true) {
+            lost.attempts++;
             long seq = subscription.readBegin();
             Folio folio;
             mine[0] = page;
@@ -409,7 +424,7 @@ public final class MirrorDevice implements AutoCloseable {
             }
             if (mapped) return;
             counts.incrementAndGet(Counter.CONVERSION_RETRY.ordinal());
-            if (System.nanoTime() - start > TIMEOUT_NANOS) throw busy(page, "a conversion", tries);
+            if (lost.lose()) throw busy(page, "a conversion", lost);
         }
     }
 
@@ -509,9 +524,25 @@ public final class MirrorDevice implements AutoCloseable {
         if (closed) throw new IllegalStateException("device " + name + ": closed");
     }
 
-    private MmException busy(long page, String what, int tries) {
-        return new MmException(Errno.EBUSY, page, name + ": " + what + " lost to invalidations for "
-                + TIMEOUT_NANOS / 1_000_000 + " ms (" + tries + " tries)");
+    /**
+     * The attempts of one access or conversion and its current run of attempts lost to
+     * invalidations (one per access: the device may be driven by several threads).
+     */
+    private static final class LosingStreak {
+        int attempts;
+        int lost;
+        long since;
+
+        /** Counts a lost attempt; true when the device should give up ({@link #MAX_LOST_RACES}, {@link #TIMEOUT_NANOS}). */
+        boolean lose() {
+            if (lost++ == 0) since = System.nanoTime();
+            return lost >= MAX_LOST_RACES && System.nanoTime() - since >= TIMEOUT_NANOS;
+        }
+    }
+
+    private MmException busy(long page, String what, LosingStreak lost) {
+        return new MmException(Errno.EBUSY, page, name + ": " + what + " lost " + lost.lost + " races in a row to invalidations over "
+                + (System.nanoTime() - lost.since) / 1_000_000 + " ms (" + lost.attempts + " tries)");
     }
 
     private static void checkInts(long addr, int nInts) {
