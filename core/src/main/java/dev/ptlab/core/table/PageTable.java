@@ -39,6 +39,12 @@ public abstract class PageTable {
     protected final MmuLock mmuLock = new MmuLock();
     protected final Reclaimer reclaimer = new Reclaimer();
     private volatile boolean destroyed;
+    /**
+     * The thread running an exclusive walk of this table, else null. Written only under the
+     * write lock; read by every operation to refuse re-entry from a visitor (a thread always
+     * sees its own writes, and no other thread's value can equal it).
+     */
+    private Thread exclusiveWalker;
 
     protected PageTable(Geometry geometry, PhysicalMemory memory, TlbMaintenance tlbi) {
         if (geometry == null) throw new IllegalArgumentException("geometry: null");
@@ -94,10 +100,15 @@ public abstract class PageTable {
     protected final void unlockFor(int flags) {
         if ((flags & WalkFlags.SHARED) != 0) {
             mmuLock.readUnlock();
-            if (reclaimer.pending() > 0 && !reclaimer.inReadSection()) reclaimer.reclaim();
+            unlockSharedTail();
         } else {
             mmuLock.writeUnlock();
         }
+    }
+
+    /** After a shared section: runs deferred frees whose grace period has passed (see {@link #unlockFor}). */
+    private void unlockSharedTail() {
+        if (reclaimer.pending() > 0 && !reclaimer.inReadSection()) reclaimer.reclaim();
     }
 
     /** Physical address of the (first) root frame: what TTBR/VTTBR's BADDR holds. */
@@ -114,8 +125,46 @@ public abstract class PageTable {
     }
 
     /**
+     * Refuses {@code operation} when the calling thread is inside a visitor of an exclusive walk
+     * of this table: the operation would change or free entries and frames under the running
+     * walk. (A shared walk's visitor is refused by the lock: an exclusive operation cannot take
+     * the write lock inside a read section, and a second shared walk is refused by
+     * {@link MmuLock#readLockForWalk}.) One field read.
+     *
+     * @throws IllegalStateException naming the operation
+     */
+    protected final void checkNotInWalk(String operation) {
+        if (exclusiveWalker == Thread.currentThread()) {
+            throw new IllegalStateException(operation + " called from a visitor of a running walk of this table"
+                    + " (re-entry): it would change entries and frames under the walk");
+        }
+    }
+
+    /**
+     * The checks every operation starts with: the table is live and the caller is not a visitor
+     * of a walk of it ({@link #checkNotInWalk}).
+     */
+    protected final void checkUsable(String operation) {
+        checkLive();
+        checkNotInWalk(operation);
+    }
+
+    /**
+     * Refuses a memory cache of another {@link PhysicalMemory} (null is allowed: the operation
+     * then fails with ENOMEM when it needs a table). Its frames would be linked into this table
+     * although this table's memory never handed them out.
+     */
+    protected final void checkCache(MemCache cache) {
+        if (cache != null && cache.memory() != memory) {
+            throw PageTableException.invalidArgument("cache", "of memory " + cache.memory(),
+                    "is not of this table's memory " + memory + ": its frames cannot be linked into this table");
+        }
+    }
+
+    /**
      * Runs {@code visitor} over {@code [addr, addr + size)} with the one walker, holding the MMU
-     * lock as {@code flags} require (read for SHARED, else write).
+     * lock as {@code flags} require (read for SHARED, else write). A null {@code policy} is the
+     * default for the flags ({@link Walk#policy()}).
      */
     public Status walk(long addr, long size, Visitor visitor, int flags, WalkPolicy policy) {
         return walk(Walk.range(addr, size).flags(flags).policy(policy), visitor);
@@ -124,17 +173,35 @@ public abstract class PageTable {
     /**
      * Runs {@code visitor} over the walk described by {@code walk} (its reclaimer is set to this
      * table's), holding the MMU lock as its flags require (read for SHARED, else write).
+     *
+     * <p>Any {@link WalkFlags} may be given (other bits: EINVAL naming "flags"). A visitor must not
+     * start another walk or operation on this table: that is refused with an
+     * IllegalStateException (re-entry), before anything is changed.
      */
     public Status walk(Walk walk, Visitor visitor) {
-        checkLive();
+        if (walk == null) throw PageTableException.invalidArgument("walk", "null", "is required");
+        checkUsable("walk");
         int flags = walk.flags();
         checkWalkFlags(flags);
-        lockFor(flags);
+        if ((flags & WalkFlags.SHARED) != 0) {
+            mmuLock.readLockForWalk();
+            try {
+                checkLive();
+                return Walker.walk(geometry, memory, rootPa, walk.reclaimer(reclaimer), visitor);
+            } finally {
+                mmuLock.readUnlockForWalk();
+                unlockSharedTail();
+            }
+        }
+        mmuLock.writeLock();
+        Thread me = Thread.currentThread();
+        exclusiveWalker = me;
         try {
             checkLive();
             return Walker.walk(geometry, memory, rootPa, walk.reclaimer(reclaimer), visitor);
         } finally {
-            unlockFor(flags);
+            exclusiveWalker = null;
+            mmuLock.writeUnlock();
         }
     }
 
@@ -223,7 +290,13 @@ public abstract class PageTable {
      * VTTBR/TTBR away or invalidated the VMID).
      */
     public void destroy() {
-        checkLive();
+        checkUsable("destroy");
+        if (mmuLock.heldForRead() && !mmuLock.heldForWrite()) {
+            // Inside a shared walk's visitor (or any read section): the teardown would free frames
+            // that walk is reading, and waiting for pending frees would wait for ourselves.
+            throw new IllegalStateException("destroy called while this thread holds the table's MMU lock for reading"
+                    + " (from a visitor of a shared walk?): a table cannot be torn down under its own walk");
+        }
         // Subtrees unlinked by shared walks and still in their grace period are freed first, so
         // every frame is back when destroy returns.
         reclaimer.barrier();
@@ -340,7 +413,7 @@ public abstract class PageTable {
      * entries. Throws {@link dev.ptlab.core.InvariantViolation} on the first mismatch.
      */
     public void checkRefcounts() {
-        checkLive();
+        checkUsable("checkRefcounts");
         mmuLock.writeLock();
         try {
             dev.ptlab.core.check.InvariantChecker.check(this);

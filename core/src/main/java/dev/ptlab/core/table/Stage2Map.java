@@ -39,6 +39,8 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
     final CoalescePolicy policy;
     final CacheMaintenanceBatch cmo;
     long coalesced, invalidSteps;
+    /** The walk flags a caller may give map: the fault path's, and skipping cache maintenance. */
+    static final int MAP_FLAGS = WalkFlags.SHARED | WalkFlags.HANDLE_FAULT | WalkFlags.SKIP_CMO;
 
     Stage2Map(Stage2PageTable table, long basePa, long attr, MemCache cache, boolean forcePte) {
         super(table, cache, forcePte);
@@ -51,7 +53,9 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
 
     /** {@link Stage2PageTable#map(long, long, long, Prot, MemCache, int)}: checks, then one walk. */
     static Status map(Stage2PageTable t, long ipa, long size, long pa, Prot prot, MemCache cache, int flags) {
-        t.checkLive();
+        t.checkUsable("map");
+        WalkFlags.check(flags, MAP_FLAGS, "map");
+        t.checkCache(cache);
         if (prot == null) throw PageTableException.invalidArgument("prot", "null", "is required");
         t.checkAligned("ipa", ipa);
         t.checkSize(size);
@@ -190,7 +194,7 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
             // subtree is unreachable now (entry replaced, its span invalidated by the break),
             // so the hook may free it at once (exclusive) or after a grace period (shared).
             coalesced++;
-            table.freeUnlinkedHook.free(table, new UnlinkedTable(child, level, base));
+            table.freeUnlinkedHook.free(table, new UnlinkedTable(table, child, level, base));
         } else if (s == Status.RACED) {
             raced++;
         }
@@ -204,8 +208,16 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
      */
     private Status coalesceUnmapFirst(VisitContext ctx, long child, long base, int level) {
         long pte = leafFor(ctx, level);
+        long old = ctx.old();
         ctx.trySet(Pte.LOCKED);
-        if ((ctx.flags() & WalkFlags.SKIP_BBM_TLBI) == 0) table.tlbi.flushVmid(table.vmid());
+        if ((ctx.flags() & WalkFlags.SKIP_BBM_TLBI) == 0) {
+            try {
+                table.tlbi.flushVmid(table.vmid());
+            } catch (Throwable e) {
+                ctx.publish(old); // as breakEntry: a failed TLBI leaves the table as it was
+                throw e;
+            }
+        }
         ctx.putRef();
         bbm++;
         invalidSteps += table.freeSubtree(child, level, base);
@@ -236,7 +248,7 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
         invalidSteps += steps[0];
         installLeaf(ctx, pte);
         coalesced++;
-        table.freeUnlinkedHook.free(table, new UnlinkedTable(child, level, base));
+        table.freeUnlinkedHook.free(table, new UnlinkedTable(table, child, level, base));
         return Status.OK;
     }
 

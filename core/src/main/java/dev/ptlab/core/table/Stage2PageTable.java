@@ -107,6 +107,7 @@ public final class Stage2PageTable extends PageTable {
 
     /** VTTBR_EL2 value for this table (VMID and root address). */
     public long vttbr() {
+        checkLive();
         return Registers.vttbr(geometry, rootPa, vmid);
     }
 
@@ -240,6 +241,10 @@ public final class Stage2PageTable extends PageTable {
     /** Frees a subtree no walker can reach any more (never installed, or detached after a grace period). */
     public void freeUnlinked(UnlinkedTable subtree) {
         if (subtree == null) throw new IllegalArgumentException("subtree: null");
+        if (subtree.owner != this) {
+            // Another table's geometry walks the frames with the wrong levels and leaks them.
+            throw PageTableException.invalidArgument("subtree", subtree, "was built by another table; only that table can free it");
+        }
         synchronized (subtree) {
             if (subtree.freed) throw new IllegalStateException(subtree + " was already freed");
             subtree.freed = true;
@@ -284,6 +289,8 @@ public final class Stage2PageTable extends PageTable {
      *     annotation, ENOMEM if a table is needed and {@code cache} is empty
      */
     public AddressRange idmapGreedy(long addr, Prot prot, AddressRange range, MemCache cache) {
+        checkUsable("idmapGreedy");
+        checkCache(cache);
         mmuLock.writeLock();
         try {
             return GreedyIdmap.map(this, addr, prot, range, cache);
@@ -299,6 +306,9 @@ public final class Stage2PageTable extends PageTable {
      * The break half of break-before-make: swap {@code old} for LOCKED (CAS in a shared walk),
      * invalidate what the old entry may have put in TLBs, and drop its table reference.
      *
+     * <p>If the TLB maintenance throws, the old entry is restored (reference untouched) and the
+     * exception rethrown: a failed break leaves the table as it was, never a LOCKED entry.
+     *
      * @return false if another walker owns the entry (LOCKED) or changed it first
      */
     boolean breakEntry(VisitContext ctx) {
@@ -309,20 +319,32 @@ public final class Stage2PageTable extends PageTable {
         }
         if (!ctx.trySet(Pte.LOCKED)) return false;
         if ((ctx.flags() & WalkFlags.SKIP_BBM_TLBI) == 0) {
-            int level = ctx.level();
-            if (Pte.isTable(old, level)) {
-                // Every leaf under the table may be cached: invalidate its whole span.
-                if ((tableFlags & RANGE_TLBI) != 0) {
-                    tlbi.flushVmidRange(vmid, ctx.entryBase(), ctx.entrySpan());
-                } else {
-                    tlbi.flushVmid(vmid);
-                }
-            } else if (Pte.isValid(old)) {
-                tlbi.flushVmidIpa(vmid, ctx.entryBase(), level);
+            try {
+                invalidateFor(ctx, old);
+            } catch (Throwable e) {
+                // The TLBI failed: put the old entry back (its reference was not dropped yet), so
+                // the table stays as it was and usable; the caller sees the failure.
+                ctx.publish(old);
+                throw e;
             }
         }
         if (counted(old)) ctx.putRef();
         return true;
+    }
+
+    /** The TLBI for breaking {@code old}: its whole span for a table, by IPA for a valid leaf. */
+    private void invalidateFor(VisitContext ctx, long old) {
+        int level = ctx.level();
+        if (Pte.isTable(old, level)) {
+            // Every leaf under the table may be cached: invalidate its whole span.
+            if ((tableFlags & RANGE_TLBI) != 0) {
+                tlbi.flushVmidRange(vmid, ctx.entryBase(), ctx.entrySpan());
+            } else {
+                tlbi.flushVmid(vmid);
+            }
+        } else if (Pte.isValid(old)) {
+            tlbi.flushVmidIpa(vmid, ctx.entryBase(), level);
+        }
     }
 
     /** The make half: take the reference the new entry holds, then publish it with release order. */
