@@ -43,8 +43,6 @@ public final class MmuLock {
         long depth;
         /** 1 if the outermost read was taken while this thread held the write lock (not announced). */
         long underWrite;
-        /** 1 while the owner runs a shared walk of this lock's table (re-entry check; owner only). */
-        long walking;
         long q0, q1, q2, q3, q4, q5, q6, q7;
     }
 
@@ -80,29 +78,6 @@ public final class MmuLock {
             s.reading = 0;
             while (writer != null) backoff(spins++);
         }
-    }
-
-    /**
-     * {@link #readLock} for a shared walk of this lock's table, refusing a walk started from a
-     * visitor of another shared walk of the same table by this thread (re-entry). The check is
-     * a read of this thread's own slot, which {@link #readLock} looks up anyway.
-     *
-     * @throws IllegalStateException on re-entry (nothing is locked then)
-     */
-    void readLockForWalk() {
-        Slot s = mine.get();
-        if (s.walking != 0) {
-            throw new IllegalStateException("a walk of this table was started from a visitor of a running shared walk"
-                    + " of it (re-entry): operations may not be called from a visitor");
-        }
-        readLock();
-        s.walking = 1;
-    }
-
-    /** Releases what {@link #readLockForWalk} took. */
-    void readUnlockForWalk() {
-        mine.get().walking = 0;
-        readUnlock();
     }
 
     /** Releases one level of read locking. */

@@ -100,15 +100,10 @@ public abstract class PageTable {
     protected final void unlockFor(int flags) {
         if ((flags & WalkFlags.SHARED) != 0) {
             mmuLock.readUnlock();
-            unlockSharedTail();
+            if (reclaimer.pending() > 0 && !reclaimer.inReadSection()) reclaimer.reclaim();
         } else {
             mmuLock.writeUnlock();
         }
-    }
-
-    /** After a shared section: runs deferred frees whose grace period has passed (see {@link #unlockFor}). */
-    private void unlockSharedTail() {
-        if (reclaimer.pending() > 0 && !reclaimer.inReadSection()) reclaimer.reclaim();
     }
 
     /** Physical address of the (first) root frame: what TTBR/VTTBR's BADDR holds. */
@@ -127,9 +122,12 @@ public abstract class PageTable {
     /**
      * Refuses {@code operation} when the calling thread is inside a visitor of an exclusive walk
      * of this table: the operation would change or free entries and frames under the running
-     * walk. (A shared walk's visitor is refused by the lock: an exclusive operation cannot take
-     * the write lock inside a read section, and a second shared walk is refused by
-     * {@link MmuLock#readLockForWalk}.) One field read.
+     * walk, which assumes no other walker. One field read.
+     *
+     * <p>Inside a shared walk's visitor, exclusive operations are refused by the lock (the write
+     * lock cannot be taken inside a read section) and {@link #destroy} by its own check; a nested
+     * shared operation is allowed, being no different from another CPU's shared walk running
+     * beside this one. {@link #getLeaf} only reads and is allowed from any visitor.
      *
      * @throws IllegalStateException naming the operation
      */
@@ -181,27 +179,32 @@ public abstract class PageTable {
     public Status walk(Walk walk, Visitor visitor) {
         if (walk == null) throw PageTableException.invalidArgument("walk", "null", "is required");
         checkUsable("walk");
+        return walkLocked(walk, visitor);
+    }
+
+    /** {@link #walk(Walk, Visitor)} without the re-entry check (for {@link #getLeaf}, which only reads). */
+    private Status walkLocked(Walk walk, Visitor visitor) {
+        checkLive();
         int flags = walk.flags();
         checkWalkFlags(flags);
+        lockFor(flags);
         if ((flags & WalkFlags.SHARED) != 0) {
-            mmuLock.readLockForWalk();
             try {
                 checkLive();
                 return Walker.walk(geometry, memory, rootPa, walk.reclaimer(reclaimer), visitor);
             } finally {
-                mmuLock.readUnlockForWalk();
-                unlockSharedTail();
+                unlockFor(flags);
             }
         }
-        mmuLock.writeLock();
-        Thread me = Thread.currentThread();
-        exclusiveWalker = me;
+        // Restored, not cleared: a getLeaf inside an exclusive visitor of the hyp table nests.
+        Thread outer = exclusiveWalker;
+        exclusiveWalker = Thread.currentThread();
         try {
             checkLive();
             return Walker.walk(geometry, memory, rootPa, walk.reclaimer(reclaimer), visitor);
         } finally {
-            exclusiveWalker = null;
-            mmuLock.writeUnlock();
+            exclusiveWalker = outer;
+            unlockFor(flags);
         }
     }
 
@@ -216,11 +219,11 @@ public abstract class PageTable {
     public Leaf getLeaf(long addr) {
         long[] found = new long[2];
         int flags = WalkFlags.LEAF | (sharedWalksAllowed() ? WalkFlags.SHARED : 0);
-        walk(addr, 1, (ctx, visit) -> {
+        walkLocked(Walk.range(addr, 1).flags(flags).policy(WalkPolicy.RANGE), (ctx, visit) -> {
             found[0] = ctx.old();
             found[1] = ctx.level();
             return Status.OK;
-        }, flags, WalkPolicy.RANGE);
+        });
         return new Leaf(found[0], (int) found[1]);
     }
 
