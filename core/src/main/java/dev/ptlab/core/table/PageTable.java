@@ -214,7 +214,8 @@ public abstract class PageTable {
 
     /**
      * The entry that translates {@code addr}: the valid leaf, or the invalid entry where the walk
-     * stopped. A read-only shared walk (read lock), so it can run beside faults.
+     * stopped. A read-only shared walk (read lock), so it can run beside faults; it may also be
+     * called from a visitor of a walk of this table (it changes nothing).
      */
     public Leaf getLeaf(long addr) {
         long[] found = new long[2];

@@ -50,7 +50,8 @@ public final class Walker {
      *
      * @return {@link Status#OK} if the walk covered the range, else the status that stopped it
      * @throws PageTableException ERANGE if the range leaves the input-address space; EINVAL if a
-     *     SHARED walk has no reclaimer
+     *     SHARED walk has no reclaimer, the visitor is null or returns null, or the flags have a bit
+     *     {@link WalkFlags} does not define
      */
     public static Status walk(Geometry geometry, PhysicalMemory memory, long rootPa, Walk walk, Visitor visitor) {
         final long addr = walk.addr();
