@@ -134,12 +134,15 @@ class HostileTableTest {
     /** A TlbMaintenance that forwards to a TlbSystem, failing one chosen call. */
     static final class FailingTlbi implements TlbMaintenance {
         final TlbSystem inner = new TlbSystem();
-        volatile boolean fail;
+        /** Calls to let through before the one that fails; negative: none fails. */
+        int failAfter = -1;
         int failures;
 
         private void maybeFail() {
-            if (fail) {
-                fail = false;
+            if (failAfter > 0) {
+                failAfter--;
+            } else if (failAfter == 0) {
+                failAfter = -1;
                 failures++;
                 throw new IllegalStateException("injected TLBI failure");
             }
@@ -162,7 +165,7 @@ class HostileTableTest {
     /** Runs {@code op} with the next TLBI failing; the failure surfaces and the table is as before. */
     static void failsAndRestores(FailingTlbi tlbi, PageTable t, Runnable op) {
         Map<Long, List<Long>> before = Fixture.snapshot(t);
-        tlbi.fail = true;
+        tlbi.failAfter = 0;
         assertThatThrownBy(op::run).hasMessageContaining("injected TLBI failure");
         assertThat(tlbi.failures).as("the TLBI was reached").isPositive();
         tlbi.failures = 0;
@@ -200,9 +203,7 @@ class HostileTableTest {
         assertThat(t.getLeaf(A).level()).isEqualTo(2);
         t.unmap(A, 2 * M2);
         assertThat(t.getLeaf(A).pte()).isZero();
-        t.destroy();
-        cache.release();
-        assertThat(m.framesInUse()).isEqualTo(baseline);
+        destroyAndCount(t, cache, baseline);
     }
 
     @Test
@@ -211,26 +212,24 @@ class HostileTableTest {
         long baseline = m.framesInUse();
         MemCache cache = new MemCache(m);
         cache.topUp(8);
-        // The leaf's TLBI succeeds, the TLBI for unlinking the emptied table fails.
-        TlbMaintenance failSecond = new TlbMaintenance() {
-            int calls;
-            @Override public void flushVmidIpa(int vmid, long ipa, int levelHint) {
-                if (++calls == 2) throw new IllegalStateException("injected TLBI failure");
-            }
-            @Override public void flushVmidIpaLocal(Tlb local, int vmid, long ipa, int levelHint) {}
-            @Override public void flushVmidRange(int vmid, long ipa, long size) {}
-            @Override public void flushVmid(int vmid) {}
-            @Override public void flushHypVa(long va, int levelHint) {}
-        };
-        Stage2PageTable u = new Stage2PageTable(Geometry.stage2(Granule.G4K, 40), m, failSecond, 2, 0);
+        FailingTlbi tlbi = new FailingTlbi();
+        Stage2PageTable u = new Stage2PageTable(Geometry.stage2(Granule.G4K, 40), m, tlbi, 2, 0);
         u.map(A, K4, P, Prot.RW, cache);
+        // The leaf's TLBI goes through, the TLBI for unlinking the emptied table fails.
+        tlbi.failAfter = 1;
         assertThatThrownBy(() -> u.unmap(A, K4)).hasMessageContaining("injected");
+        assertThat(tlbi.failures).isOne();
         u.checkRefcounts();
         assertThat(u.getLeaf(A).pte()).isZero();
         assertThat(u.getLeaf(A).level()).as("the emptied level-3 table is still linked").isEqualTo(3);
-        u.destroy();
+        destroyAndCount(u, cache, baseline);
+    }
+
+    /** Destroys {@code t}, releases {@code cache}: the memory is back to {@code baseline} frames in use. */
+    static void destroyAndCount(PageTable t, MemCache cache, long baseline) {
+        t.destroy();
         cache.release();
-        assertThat(m.framesInUse()).isEqualTo(baseline);
+        assertThat(t.memory().framesInUse()).as("frames in use after destroy").isEqualTo(baseline);
     }
 
     @Test
