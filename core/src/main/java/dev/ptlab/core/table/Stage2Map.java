@@ -118,13 +118,25 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
             return Status.OK;
         }
         if (!breakForMap(ctx)) return Status.RACED;
-        installLeaf(ctx, pte);
+        installLeaf(ctx, pte, old);
         return Status.OK;
     }
 
-    /** The make half for a leaf, after the entry was broken (or needed no break): CMO, then publish. */
-    private void installLeaf(VisitContext ctx, long pte) {
-        if (needsCmo(ctx, pte)) issueCmo(ctx, pte);
+    /**
+     * The make half for a leaf, after the entry was broken (or needed no break): CMO, then
+     * publish. If the cache maintenance throws, {@code restore} is made instead (the entry as it
+     * was before the break, its subtree untouched; or 0 where that is gone) and the exception
+     * rethrown, so a failed map never leaves a LOCKED entry or a wrong count.
+     */
+    private void installLeaf(VisitContext ctx, long pte, long restore) {
+        if (needsCmo(ctx, pte)) {
+            try {
+                issueCmo(ctx, pte);
+            } catch (Throwable e) {
+                table.make(ctx, restore);
+                throw e;
+            }
+        }
         table.make(ctx, pte);
         leaves++;
     }
@@ -173,7 +185,7 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
                 // fillRun did the make of each (reference, release store); no CMO was due.
                 leaves += n;
             } else {
-                installLeaf(ctx, pte);
+                installLeaf(ctx, pte, 0);
             }
         } while (ctx.nextInRun());
     }
@@ -221,7 +233,7 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
         ctx.putRef();
         bbm++;
         invalidSteps += table.freeSubtree(child, level, base);
-        installLeaf(ctx, pte);
+        installLeaf(ctx, pte, 0);
         coalesced++;
         return Status.OK;
     }
@@ -234,6 +246,7 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
      */
     private Status coalesceUnmapFirstShared(VisitContext ctx, long child, long base, int level) {
         long pte = leafFor(ctx, level);
+        long old = ctx.old();
         if (!table.breakEntry(ctx)) {
             raced++;
             return Status.RACED;
@@ -246,7 +259,7 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
                     return Status.OK;
                 });
         invalidSteps += steps[0];
-        installLeaf(ctx, pte);
+        installLeaf(ctx, pte, old); // the subtree is intact until the hook frees it
         coalesced++;
         table.freeUnlinkedHook.free(table, new UnlinkedTable(table, child, level, base));
         return Status.OK;

@@ -77,7 +77,9 @@
  * old entry, whose reference was not dropped yet, and is rethrown: the table is as before the
  * failed entry (entries done before it stay done), consistent and usable; a table frame taken
  * for it goes back to the cache and a subtree built for a split is freed. No entry is left
- * LOCKED. A range TLBI deferred to after an unmap walk that fails leaves the table consistent
+ * LOCKED. Likewise when map's cache maintenance throws between the break and the make: the
+ * entry as it was is made again (a replaced leaf, or a table whose subtree is still intact; an
+ * empty entry where unmap-first coalescing already freed the subtree). A range TLBI deferred to after an unmap walk that fails leaves the table consistent
  * (the entries are gone) and only the TLBs to be invalidated again.
  *
  * <h2>Reference counts</h2>

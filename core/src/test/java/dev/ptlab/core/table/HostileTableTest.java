@@ -244,6 +244,50 @@ class HostileTableTest {
         h.destroy();
     }
 
+    @Test
+    void throwingCacheMaintenanceBeforeTheMakeRestoresTheEntry() {
+        Fixture f = new Fixture(Granule.G4K, 40, 0);
+        f.map(A, K4, P, Prot.RW); // a leaf to replace
+        f.map(A + M2, K4, P, Prot.RW); // a table to coalesce
+        boolean[] armed = {false};
+        f.mem.cacheMaintenance().setListener(new dev.ptlab.core.mem.CacheMaintenance.Listener() {
+            @Override
+            public void dcacheCleanInvalPoc(long pa, long size) {
+                if (armed[0]) throw new IllegalStateException("injected CMO failure");
+            }
+
+            @Override
+            public void icacheInvalPou(long pa, long size) {
+                dcacheCleanInvalPoc(pa, size);
+            }
+        });
+        f.topUpFor(4 * M2);
+        for (CoalescePolicy policy : CoalescePolicy.values()) {
+            f.table.setCoalescePolicy(policy);
+            for (int flags : new int[] {0, WalkFlags.SHARED, WalkFlags.SHARED | WalkFlags.HANDLE_FAULT}) {
+                boolean gone = policy == CoalescePolicy.UNMAP_FIRST && flags == 0; // frees the old subtree first
+                long[][] calls = {{A, K4}, {A + 8 * K4, K4}, {A + M2, M2}};
+                for (long[] c : calls) {
+                    Map<Long, List<Long>> before = Fixture.snapshot(f.table);
+                    armed[0] = true;
+                    assertThatThrownBy(() -> f.table.map(c[0], c[1], P + G1, Prot.RWX, f.cache, flags))
+                            .hasMessageContaining("injected CMO failure");
+                    armed[0] = false;
+                    f.table.checkRefcounts();
+                    if (gone && c[1] == M2) {
+                        assertThat(f.table.getLeaf(c[0]).pte()).as("the freed subtree's entry is left empty").isZero();
+                        f.map(A + M2, K4, P, Prot.RW);
+                    } else {
+                        assertThat(Fixture.snapshot(f.table)).as("%s %s 0x%x", policy, WalkFlags.toString(flags), c[0])
+                                .isEqualTo(before);
+                    }
+                }
+            }
+        }
+        assertThat(f.pa(A)).isEqualTo(P);
+        assertUsable(f);
+    }
+
     // ---- 4. re-entry from a visitor ----
 
     @Test
