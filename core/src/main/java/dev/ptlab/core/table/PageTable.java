@@ -172,9 +172,11 @@ public abstract class PageTable {
      * Runs {@code visitor} over the walk described by {@code walk} (its reclaimer is set to this
      * table's), holding the MMU lock as its flags require (read for SHARED, else write).
      *
-     * <p>Any {@link WalkFlags} may be given (other bits: EINVAL naming "flags"). A visitor must not
-     * start another walk or operation on this table: that is refused with an
-     * IllegalStateException (re-entry), before anything is changed.
+     * <p>Any {@link WalkFlags} may be given (other bits: EINVAL naming "flags"); a null visitor, or
+     * one returning null, is EINVAL naming "visitor". A visitor of an exclusive walk must not start
+     * another walk or operation on this table, and one of a shared walk no exclusive one: that is
+     * refused with an IllegalStateException (re-entry) before anything is changed. {@link #getLeaf}
+     * is allowed from any visitor ({@link #checkNotInWalk}).
      */
     public Status walk(Walk walk, Visitor visitor) {
         if (walk == null) throw PageTableException.invalidArgument("walk", "null", "is required");
