@@ -57,6 +57,7 @@ public final class HypPageTable extends PageTable {
     }
 
     public long ttbr0() {
+        checkLive();
         return Registers.ttbr0El2(geometry, rootPa);
     }
 
@@ -69,7 +70,7 @@ public final class HypPageTable extends PageTable {
      *     (mappings made before that point stay, the table is consistent)
      */
     public void map(long va, long size, long pa, Prot prot) {
-        checkLive();
+        checkUsable("map");
         if (prot == null) throw PageTableException.invalidArgument("prot", "null", "is required");
         checkAligned("va", va);
         checkSize(size);
@@ -154,6 +155,7 @@ public final class HypPageTable extends PageTable {
      * @return bytes unmapped
      */
     public long unmap(long va, long size) {
+        checkUsable("unmap");
         checkRange("va", va, size);
         HypUnmapVisitor v = new HypUnmapVisitor();
         try {
@@ -180,7 +182,12 @@ public final class HypPageTable extends PageTable {
             long base = ctx.entryBase();
             if (base < ctx.start() || base + span > ctx.end()) return Status.NOT_MAPPED;
             ctx.trySet(0);
-            tlbi.flushHypVa(base, ctx.level());
+            try {
+                tlbi.flushHypVa(base, ctx.level());
+            } catch (Throwable e) {
+                ctx.publish(old); // a failed TLBI leaves the leaf mapped, its reference held
+                throw e;
+            }
             ctx.putRef();
             unmapped += span;
             leaves++;

@@ -39,6 +39,12 @@ public abstract class PageTable {
     protected final MmuLock mmuLock = new MmuLock();
     protected final Reclaimer reclaimer = new Reclaimer();
     private volatile boolean destroyed;
+    /**
+     * The thread running an exclusive walk of this table, else null. Written only under the
+     * write lock; read by every operation to refuse re-entry from a visitor (a thread always
+     * sees its own writes, and no other thread's value can equal it).
+     */
+    private Thread exclusiveWalker;
 
     protected PageTable(Geometry geometry, PhysicalMemory memory, TlbMaintenance tlbi) {
         if (geometry == null) throw new IllegalArgumentException("geometry: null");
@@ -114,8 +120,49 @@ public abstract class PageTable {
     }
 
     /**
+     * Refuses {@code operation} when the calling thread is inside a visitor of an exclusive walk
+     * of this table: the operation would change or free entries and frames under the running
+     * walk, which assumes no other walker. One field read.
+     *
+     * <p>Inside a shared walk's visitor, exclusive operations are refused by the lock (the write
+     * lock cannot be taken inside a read section) and {@link #destroy} by its own check; a nested
+     * shared operation is allowed, being no different from another CPU's shared walk running
+     * beside this one. {@link #getLeaf} only reads and is allowed from any visitor.
+     *
+     * @throws IllegalStateException naming the operation
+     */
+    protected final void checkNotInWalk(String operation) {
+        if (exclusiveWalker == Thread.currentThread()) {
+            throw new IllegalStateException(operation + " called from a visitor of a running walk of this table"
+                    + " (re-entry): it would change entries and frames under the walk");
+        }
+    }
+
+    /**
+     * The checks every operation starts with: the table is live and the caller is not a visitor
+     * of a walk of it ({@link #checkNotInWalk}).
+     */
+    protected final void checkUsable(String operation) {
+        checkLive();
+        checkNotInWalk(operation);
+    }
+
+    /**
+     * Refuses a memory cache of another {@link PhysicalMemory} (null is allowed: the operation
+     * then fails with ENOMEM when it needs a table). Its frames would be linked into this table
+     * although this table's memory never handed them out.
+     */
+    protected final void checkCache(MemCache cache) {
+        if (cache != null && cache.memory() != memory) {
+            throw PageTableException.invalidArgument("cache", "of memory " + cache.memory(),
+                    "is not of this table's memory " + memory + ": its frames cannot be linked into this table");
+        }
+    }
+
+    /**
      * Runs {@code visitor} over {@code [addr, addr + size)} with the one walker, holding the MMU
-     * lock as {@code flags} require (read for SHARED, else write).
+     * lock as {@code flags} require (read for SHARED, else write). A null {@code policy} is the
+     * default for the flags ({@link Walk#policy()}).
      */
     public Status walk(long addr, long size, Visitor visitor, int flags, WalkPolicy policy) {
         return walk(Walk.range(addr, size).flags(flags).policy(policy), visitor);
@@ -124,16 +171,41 @@ public abstract class PageTable {
     /**
      * Runs {@code visitor} over the walk described by {@code walk} (its reclaimer is set to this
      * table's), holding the MMU lock as its flags require (read for SHARED, else write).
+     *
+     * <p>Any {@link WalkFlags} may be given (other bits: EINVAL naming "flags"); a null visitor, or
+     * one returning null, is EINVAL naming "visitor". A visitor of an exclusive walk must not start
+     * another walk or operation on this table, and one of a shared walk no exclusive one: that is
+     * refused with an IllegalStateException (re-entry) before anything is changed. {@link #getLeaf}
+     * is allowed from any visitor ({@link #checkNotInWalk}).
      */
     public Status walk(Walk walk, Visitor visitor) {
+        if (walk == null) throw PageTableException.invalidArgument("walk", "null", "is required");
+        checkUsable("walk");
+        return walkLocked(walk, visitor);
+    }
+
+    /** {@link #walk(Walk, Visitor)} without the re-entry check (for {@link #getLeaf}, which only reads). */
+    private Status walkLocked(Walk walk, Visitor visitor) {
         checkLive();
         int flags = walk.flags();
         checkWalkFlags(flags);
         lockFor(flags);
+        if ((flags & WalkFlags.SHARED) != 0) {
+            try {
+                checkLive();
+                return Walker.walk(geometry, memory, rootPa, walk.reclaimer(reclaimer), visitor);
+            } finally {
+                unlockFor(flags);
+            }
+        }
+        // Restored, not cleared: a getLeaf inside an exclusive visitor of the hyp table nests.
+        Thread outer = exclusiveWalker;
+        exclusiveWalker = Thread.currentThread();
         try {
             checkLive();
             return Walker.walk(geometry, memory, rootPa, walk.reclaimer(reclaimer), visitor);
         } finally {
+            exclusiveWalker = outer;
             unlockFor(flags);
         }
     }
@@ -144,16 +216,17 @@ public abstract class PageTable {
 
     /**
      * The entry that translates {@code addr}: the valid leaf, or the invalid entry where the walk
-     * stopped. A read-only shared walk (read lock), so it can run beside faults.
+     * stopped. A read-only shared walk (read lock), so it can run beside faults; it may also be
+     * called from a visitor of a walk of this table (it changes nothing).
      */
     public Leaf getLeaf(long addr) {
         long[] found = new long[2];
         int flags = WalkFlags.LEAF | (sharedWalksAllowed() ? WalkFlags.SHARED : 0);
-        walk(addr, 1, (ctx, visit) -> {
+        walkLocked(Walk.range(addr, 1).flags(flags).policy(WalkPolicy.RANGE), (ctx, visit) -> {
             found[0] = ctx.old();
             found[1] = ctx.level();
             return Status.OK;
-        }, flags, WalkPolicy.RANGE);
+        });
         return new Leaf(found[0], (int) found[1]);
     }
 
@@ -223,7 +296,13 @@ public abstract class PageTable {
      * VTTBR/TTBR away or invalidated the VMID).
      */
     public void destroy() {
-        checkLive();
+        checkUsable("destroy");
+        if (mmuLock.heldForRead() && !mmuLock.heldForWrite()) {
+            // Inside a shared walk's visitor (or any read section): the teardown would free frames
+            // that walk is reading, and waiting for pending frees would wait for ourselves.
+            throw new IllegalStateException("destroy called while this thread holds the table's MMU lock for reading"
+                    + " (from a visitor of a shared walk?): a table cannot be torn down under its own walk");
+        }
         // Subtrees unlinked by shared walks and still in their grace period are freed first, so
         // every frame is back when destroy returns.
         reclaimer.barrier();
@@ -340,7 +419,7 @@ public abstract class PageTable {
      * entries. Throws {@link dev.ptlab.core.InvariantViolation} on the first mismatch.
      */
     public void checkRefcounts() {
-        checkLive();
+        checkUsable("checkRefcounts");
         mmuLock.writeLock();
         try {
             dev.ptlab.core.check.InvariantChecker.check(this);

@@ -33,7 +33,9 @@ final class Stage2Annotate extends Stage2Installer implements Visitor {
     }
 
     static void annotate(Stage2PageTable t, long ipa, long size, MemCache cache, long annotation) {
+        t.checkUsable("annotate");
         t.checkRange("ipa", ipa, size);
+        t.checkCache(cache);
         if (Pte.isValid(annotation)) {
             throw PageTableException.invalidArgument("annotation", annotation, "is a valid descriptor (bit 0 set)");
         }

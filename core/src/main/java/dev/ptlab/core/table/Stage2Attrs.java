@@ -68,18 +68,21 @@ final class Stage2Attrs implements LeafRunVisitor {
     }
 
     static void wrprotect(Stage2PageTable t, long ipa, long size) {
+        t.checkUsable("wrprotect");
         t.checkRange("ipa", ipa, size);
         updateLeafAttrs(t, ipa, size, 0, Stage2Descriptor.S2AP_W, 0);
     }
 
     static Status mkyoung(Stage2PageTable t, long ipa, int flags) {
-        t.checkLive();
+        t.checkUsable("mkyoung");
+        WalkFlags.check(flags, WalkFlags.FAULT, "mkyoung");
         long page = t.geometry.granule().pageSize();
         return updateLeafAttrs(t, ipa & -page, page, Stage2Descriptor.AF, 0, flags).last;
     }
 
     static Status relaxPerms(Stage2PageTable t, long ipa, Prot prot, int flags, Tlb local) {
-        t.checkLive();
+        t.checkUsable("relaxPerms");
+        WalkFlags.check(flags, WalkFlags.FAULT, "relaxPerms");
         if (prot == null) throw PageTableException.invalidArgument("prot", "null", "is required");
         if ((prot.bits() & ~(Prot.R_BIT | Prot.W_BIT | Prot.X_BITS)) != 0) {
             throw PageTableException.invalidArgument("prot", prot, "is invalid for relaxPerms: only r, w and x rights may be given");
@@ -106,6 +109,7 @@ final class Stage2Attrs implements LeafRunVisitor {
     }
 
     static boolean testClearYoung(Stage2PageTable t, long ipa, long size, boolean mkold) {
+        t.checkUsable("testClearYoung");
         t.checkRange("ipa", ipa, size);
         boolean[] young = {false};
         long[] cleared = {0};
@@ -121,6 +125,7 @@ final class Stage2Attrs implements LeafRunVisitor {
     }
 
     static void flush(Stage2PageTable t, long ipa, long size) {
+        t.checkUsable("flush");
         t.checkRange("ipa", ipa, size);
         if (t.fwb()) return;
         CacheMaintenanceBatch cmo = new CacheMaintenanceBatch(t.cmo);

@@ -42,7 +42,14 @@ abstract class Stage2Installer {
         }
         long child = PageTable.allocateTable(cache, ctx.addr(), level);
         // A valid block here is being shrunk: the rest of its range is unmapped and refaults later.
-        if (!breakForMap(ctx)) {
+        boolean broken;
+        try {
+            broken = breakForMap(ctx);
+        } catch (Throwable e) {
+            cache.giveBack(child); // the break failed and restored the entry: the frame was never linked
+            throw e;
+        }
+        if (!broken) {
             cache.giveBack(child);
             raced++;
             return Status.RACED;

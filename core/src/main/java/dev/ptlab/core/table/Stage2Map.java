@@ -39,6 +39,8 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
     final CoalescePolicy policy;
     final CacheMaintenanceBatch cmo;
     long coalesced, invalidSteps;
+    /** The walk flags a caller may give map: the fault path's, and skipping cache maintenance. */
+    static final int MAP_FLAGS = WalkFlags.SHARED | WalkFlags.HANDLE_FAULT | WalkFlags.SKIP_CMO;
 
     Stage2Map(Stage2PageTable table, long basePa, long attr, MemCache cache, boolean forcePte) {
         super(table, cache, forcePte);
@@ -51,7 +53,9 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
 
     /** {@link Stage2PageTable#map(long, long, long, Prot, MemCache, int)}: checks, then one walk. */
     static Status map(Stage2PageTable t, long ipa, long size, long pa, Prot prot, MemCache cache, int flags) {
-        t.checkLive();
+        t.checkUsable("map");
+        WalkFlags.check(flags, MAP_FLAGS, "map");
+        t.checkCache(cache);
         if (prot == null) throw PageTableException.invalidArgument("prot", "null", "is required");
         t.checkAligned("ipa", ipa);
         t.checkSize(size);
@@ -114,13 +118,25 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
             return Status.OK;
         }
         if (!breakForMap(ctx)) return Status.RACED;
-        installLeaf(ctx, pte);
+        installLeaf(ctx, pte, old);
         return Status.OK;
     }
 
-    /** The make half for a leaf, after the entry was broken (or needed no break): CMO, then publish. */
-    private void installLeaf(VisitContext ctx, long pte) {
-        if (needsCmo(ctx, pte)) issueCmo(ctx, pte);
+    /**
+     * The make half for a leaf, after the entry was broken (or needed no break): CMO, then
+     * publish. If the cache maintenance throws, {@code restore} is made instead (the entry as it
+     * was before the break, its subtree untouched; or 0 where that is gone) and the exception
+     * rethrown, so a failed map never leaves a LOCKED entry or a wrong count.
+     */
+    private void installLeaf(VisitContext ctx, long pte, long restore) {
+        if (needsCmo(ctx, pte)) {
+            try {
+                issueCmo(ctx, pte);
+            } catch (Throwable e) {
+                table.make(ctx, restore);
+                throw e;
+            }
+        }
         table.make(ctx, pte);
         leaves++;
     }
@@ -169,7 +185,7 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
                 // fillRun did the make of each (reference, release store); no CMO was due.
                 leaves += n;
             } else {
-                installLeaf(ctx, pte);
+                installLeaf(ctx, pte, 0);
             }
         } while (ctx.nextInRun());
     }
@@ -190,7 +206,7 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
             // subtree is unreachable now (entry replaced, its span invalidated by the break),
             // so the hook may free it at once (exclusive) or after a grace period (shared).
             coalesced++;
-            table.freeUnlinkedHook.free(table, new UnlinkedTable(child, level, base));
+            table.freeUnlinkedHook.free(table, new UnlinkedTable(table, child, level, base));
         } else if (s == Status.RACED) {
             raced++;
         }
@@ -204,12 +220,20 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
      */
     private Status coalesceUnmapFirst(VisitContext ctx, long child, long base, int level) {
         long pte = leafFor(ctx, level);
+        long old = ctx.old();
         ctx.trySet(Pte.LOCKED);
-        if ((ctx.flags() & WalkFlags.SKIP_BBM_TLBI) == 0) table.tlbi.flushVmid(table.vmid());
+        if ((ctx.flags() & WalkFlags.SKIP_BBM_TLBI) == 0) {
+            try {
+                table.tlbi.flushVmid(table.vmid());
+            } catch (Throwable e) {
+                ctx.publish(old); // as breakEntry: a failed TLBI leaves the table as it was
+                throw e;
+            }
+        }
         ctx.putRef();
         bbm++;
         invalidSteps += table.freeSubtree(child, level, base);
-        installLeaf(ctx, pte);
+        installLeaf(ctx, pte, 0);
         coalesced++;
         return Status.OK;
     }
@@ -222,6 +246,7 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
      */
     private Status coalesceUnmapFirstShared(VisitContext ctx, long child, long base, int level) {
         long pte = leafFor(ctx, level);
+        long old = ctx.old();
         if (!table.breakEntry(ctx)) {
             raced++;
             return Status.RACED;
@@ -234,9 +259,9 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
                     return Status.OK;
                 });
         invalidSteps += steps[0];
-        installLeaf(ctx, pte);
+        installLeaf(ctx, pte, old); // the subtree is intact until the hook frees it
         coalesced++;
-        table.freeUnlinkedHook.free(table, new UnlinkedTable(child, level, base));
+        table.freeUnlinkedHook.free(table, new UnlinkedTable(table, child, level, base));
         return Status.OK;
     }
 

@@ -105,8 +105,9 @@ public final class Stage2PageTable extends PageTable {
         return Registers.vtcr(geometry, hardwareAf);
     }
 
-    /** VTTBR_EL2 value for this table (VMID and root address). */
+    /** VTTBR_EL2 value for this table (VMID and root address); IllegalStateException once destroyed. */
     public long vttbr() {
+        checkLive();
         return Registers.vttbr(geometry, rootPa, vmid);
     }
 
@@ -125,7 +126,10 @@ public final class Stage2PageTable extends PageTable {
         return map(ipa, size, pa, prot, cache, 0);
     }
 
-    /** {@link #map} with extra walk flags (SHARED, HANDLE_FAULT, SKIP_CMO, ...). */
+    /**
+     * {@link #map} with walk flags: {@link WalkFlags#SHARED} and {@link WalkFlags#HANDLE_FAULT}
+     * (the fault path), {@link WalkFlags#SKIP_CMO}; any other bit is refused (EINVAL, "flags").
+     */
     public Status map(long ipa, long size, long pa, Prot prot, MemCache cache, int flags) {
         return Stage2Map.map(this, ipa, size, pa, prot, cache, flags);
     }
@@ -181,7 +185,8 @@ public final class Stage2PageTable extends PageTable {
      * Sets the access flag of the leaf translating {@code ipa} (the access-flag fault handler).
      * No TLBI: an entry with AF = 0 is never cached, so nothing stale can exist.
      *
-     * @param flags walk flags, e.g. {@code SHARED | HANDLE_FAULT} from the fault path
+     * @param flags walk flags: {@code SHARED} and {@code HANDLE_FAULT} ({@link WalkFlags#FAULT},
+     *     the fault path), nothing else (EINVAL, "flags")
      * @return OK, NOT_MAPPED if no valid leaf translates {@code ipa}, RACED if it changed under us
      */
     public Status mkyoung(long ipa, int flags) {
@@ -207,7 +212,8 @@ public final class Stage2PageTable extends PageTable {
      * Rights are never taken away, which is what makes the local TLBI enough. Then a local TLBI on {@code local}: only the faulting CPU can hold the stale,
      * more restrictive entry that made it fault; other CPUs fault and fix themselves.
      *
-     * @param flags walk flags, e.g. {@code SHARED | HANDLE_FAULT} from the fault path
+     * @param flags walk flags: {@code SHARED} and {@code HANDLE_FAULT} ({@link WalkFlags#FAULT},
+     *     the fault path), nothing else (EINVAL, "flags")
      * @param local the faulting CPU's TLB (null: none to invalidate)
      * @return OK, NOT_MAPPED (no valid leaf), or RACED (changed or locked by another walker)
      * @throws PageTableException EINVAL if {@code prot} carries anything but R/W/X rights
@@ -237,9 +243,16 @@ public final class Stage2PageTable extends PageTable {
         return Stage2Split.createUnlinked(this, pa, level, prot, cache, forcePte);
     }
 
-    /** Frees a subtree no walker can reach any more (never installed, or detached after a grace period). */
+    /**
+     * Frees a subtree no walker can reach any more (never installed, or detached after a grace
+     * period). Only this table's own subtrees (EINVAL, "subtree", for another table's).
+     */
     public void freeUnlinked(UnlinkedTable subtree) {
         if (subtree == null) throw new IllegalArgumentException("subtree: null");
+        if (subtree.owner != this) {
+            // Another table's geometry walks the frames with the wrong levels and leaks them.
+            throw PageTableException.invalidArgument("subtree", subtree, "was built by another table; only that table can free it");
+        }
         synchronized (subtree) {
             if (subtree.freed) throw new IllegalStateException(subtree + " was already freed");
             subtree.freed = true;
@@ -247,7 +260,10 @@ public final class Stage2PageTable extends PageTable {
         freeSubtree(subtree.pa, subtree.level, subtree.base);
     }
 
-    /** Frames a full split of one level-{@code level} block to pages needs (513 for a 4K L1 block). */
+    /**
+     * Frames a full split of one level-{@code level} block to pages needs (513 for a 4K L1 block,
+     * 0 at level 3); EINVAL ("level") outside this table's levels.
+     */
     public int framesForFullSplit(int level) {
         return Stage2Split.framesForFullSplit(this, level);
     }
@@ -284,6 +300,8 @@ public final class Stage2PageTable extends PageTable {
      *     annotation, ENOMEM if a table is needed and {@code cache} is empty
      */
     public AddressRange idmapGreedy(long addr, Prot prot, AddressRange range, MemCache cache) {
+        checkUsable("idmapGreedy");
+        checkCache(cache);
         mmuLock.writeLock();
         try {
             return GreedyIdmap.map(this, addr, prot, range, cache);
@@ -299,6 +317,9 @@ public final class Stage2PageTable extends PageTable {
      * The break half of break-before-make: swap {@code old} for LOCKED (CAS in a shared walk),
      * invalidate what the old entry may have put in TLBs, and drop its table reference.
      *
+     * <p>If the TLB maintenance throws, the old entry is restored (reference untouched) and the
+     * exception rethrown: a failed break leaves the table as it was, never a LOCKED entry.
+     *
      * @return false if another walker owns the entry (LOCKED) or changed it first
      */
     boolean breakEntry(VisitContext ctx) {
@@ -309,20 +330,32 @@ public final class Stage2PageTable extends PageTable {
         }
         if (!ctx.trySet(Pte.LOCKED)) return false;
         if ((ctx.flags() & WalkFlags.SKIP_BBM_TLBI) == 0) {
-            int level = ctx.level();
-            if (Pte.isTable(old, level)) {
-                // Every leaf under the table may be cached: invalidate its whole span.
-                if ((tableFlags & RANGE_TLBI) != 0) {
-                    tlbi.flushVmidRange(vmid, ctx.entryBase(), ctx.entrySpan());
-                } else {
-                    tlbi.flushVmid(vmid);
-                }
-            } else if (Pte.isValid(old)) {
-                tlbi.flushVmidIpa(vmid, ctx.entryBase(), level);
+            try {
+                invalidateFor(ctx, old);
+            } catch (Throwable e) {
+                // The TLBI failed: put the old entry back (its reference was not dropped yet), so
+                // the table stays as it was and usable; the caller sees the failure.
+                ctx.publish(old);
+                throw e;
             }
         }
         if (counted(old)) ctx.putRef();
         return true;
+    }
+
+    /** The TLBI for breaking {@code old}: its whole span for a table, by IPA for a valid leaf. */
+    private void invalidateFor(VisitContext ctx, long old) {
+        int level = ctx.level();
+        if (Pte.isTable(old, level)) {
+            // Every leaf under the table may be cached: invalidate its whole span.
+            if ((tableFlags & RANGE_TLBI) != 0) {
+                tlbi.flushVmidRange(vmid, ctx.entryBase(), ctx.entrySpan());
+            } else {
+                tlbi.flushVmid(vmid);
+            }
+        } else if (Pte.isValid(old)) {
+            tlbi.flushVmidIpa(vmid, ctx.entryBase(), level);
+        }
     }
 
     /** The make half: take the reference the new entry holds, then publish it with release order. */

@@ -37,6 +37,7 @@ final class Stage2Split implements LeafRunVisitor {
     static UnlinkedTable createUnlinked(Stage2PageTable t, long pa, int level, Prot prot, MemCache cache, boolean forcePte) {
         t.checkLive();
         if (prot == null) throw PageTableException.invalidArgument("prot", "null", "is required");
+        t.checkCache(cache);
         checkUnlinkedLevel(t, level);
         long span = t.geometry.granule().levelSize(level);
         if ((pa & (span - 1)) != 0) {
@@ -75,19 +76,30 @@ final class Stage2Split implements LeafRunVisitor {
             // The subtree's own root counts too: freeSubtree counts it as freed.
             t.counters.tablesInstalled.add(v.tables + 1);
         }
-        return new UnlinkedTable(root, level, base);
+        return new UnlinkedTable(t, root, level, base);
     }
 
     /** Frames a full split of one level-{@code level} block to pages needs (513 for a 4K L1 block). */
     static int framesForFullSplit(Stage2PageTable t, int level) {
+        int startLevel = t.geometry.startLevel();
+        if (level < startLevel || level > Granule.LAST_LEVEL) {
+            throw PageTableException.invalidArgument("level", (Object) level, "is outside " + startLevel + ".."
+                    + Granule.LAST_LEVEL + " (the levels of this table)");
+        }
+        return framesBelow(t, level);
+    }
+
+    private static int framesBelow(Stage2PageTable t, int level) {
         if (level >= Granule.LAST_LEVEL) return 0;
         return 1 + (level + 1 >= Granule.LAST_LEVEL ? 0
-                : t.geometry.granule().entriesPerTable() * framesForFullSplit(t, level + 1));
+                : t.geometry.granule().entriesPerTable() * framesBelow(t, level + 1));
     }
 
     static void split(Stage2PageTable t, long ipa, long size, MemCache cache) {
+        t.checkUsable("split");
         t.checkRange("ipa", ipa, size);
         if (cache == null) throw PageTableException.invalidArgument("cache", "null", "is required");
+        t.checkCache(cache);
         Stage2Split v = new Stage2Split(t, cache);
         try {
             t.walk(Walk.range(ipa, size).flags(WalkFlags.LEAF).policy(WalkPolicy.RANGE), v);
@@ -112,7 +124,14 @@ final class Stage2Split implements LeafRunVisitor {
         // subtree translates exactly as the block did, memory type and AF included.
         long attr = old & (Pte.ATTR_LO | Pte.ATTR_HI);
         UnlinkedTable sub = buildUnlinked(table, table.geometry.outputAddress(old), level, attr, cache, full, ctx.entryBase());
-        if (!table.breakEntry(ctx)) {
+        boolean broken;
+        try {
+            broken = table.breakEntry(ctx);
+        } catch (Throwable e) {
+            table.freeUnlinked(sub); // the break failed and restored the block: the subtree was never linked
+            throw e;
+        }
+        if (!broken) {
             table.freeUnlinked(sub);
             return Status.RACED;
         }

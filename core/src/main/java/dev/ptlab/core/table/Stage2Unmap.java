@@ -34,6 +34,7 @@ final class Stage2Unmap implements LeafRunVisitor, VisitContext.UnlinkFlush {
     }
 
     static void unmap(Stage2PageTable t, long ipa, long size) {
+        t.checkUsable("unmap");
         t.checkRange("ipa", ipa, size);
         boolean defer = t.fwb() && (t.tableFlags() & Stage2PageTable.RANGE_TLBI) != 0;
         Stage2Unmap v = new Stage2Unmap(t, defer);
@@ -104,7 +105,14 @@ final class Stage2Unmap implements LeafRunVisitor, VisitContext.UnlinkFlush {
         int level = ctx.level();
         boolean needFlush = !table.fwb() && Stage2Descriptor.isCacheable(old, false);
         ctx.trySet(0);
-        if (!deferTlbi) table.tlbi.flushVmidIpa(table.vmid(), ctx.entryBase(), level);
+        if (!deferTlbi) {
+            try {
+                table.tlbi.flushVmidIpa(table.vmid(), ctx.entryBase(), level);
+            } catch (Throwable e) {
+                ctx.publish(old); // a failed TLBI leaves the leaf mapped, its reference held
+                throw e;
+            }
+        }
         ctx.putRef();
         if (needFlush) {
             // After the TLBI, so no line can be allocated through the dying mapping.

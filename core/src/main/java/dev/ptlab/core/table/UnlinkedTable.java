@@ -6,12 +6,15 @@ package dev.ptlab.core.table;
  * frames are reachable only through the table's own walks.
  */
 public final class UnlinkedTable {
+    /** The table whose memory and geometry the subtree was built with: the only one that may free it. */
+    final PageTable owner;
     final long pa;
     final int level;
     final long base;
     boolean freed;
 
-    UnlinkedTable(long pa, int level, long base) {
+    UnlinkedTable(PageTable owner, long pa, int level, long base) {
+        this.owner = owner;
         this.pa = pa;
         this.level = level;
         this.base = base;

@@ -50,6 +50,38 @@
  * ({@code wrprotect}, {@code mkyoung}, {@code relaxPerms}) change only BBM-exempt bits and refuse
  * any other, in every mode.
  *
+ * <h2>Misuse</h2>
+ * Every operation checks its arguments before it changes anything, and an argument error names
+ * the argument ({@link dev.ptlab.core.PageTableException#argument()}):
+ * <ul>
+ *   <li>A {@link dev.ptlab.core.mem.MemCache} must be of the table's own
+ *       {@link dev.ptlab.core.mem.PhysicalMemory} ("cache"), whatever its base.</li>
+ *   <li>Walk flags ("flags"): {@code map} takes {@code SHARED}, {@code HANDLE_FAULT} and
+ *       {@code SKIP_CMO}; {@code mkyoung} and {@code relaxPerms} take {@code SHARED} and
+ *       {@code HANDLE_FAULT} ({@link dev.ptlab.core.walk.WalkFlags#FAULT}). The visit flags are the
+ *       operation's own and {@code SKIP_BBM_TLBI} is internal (right only for a table no hardware
+ *       can see yet): both are refused, as is any undefined bit. {@code PageTable.walk} takes any
+ *       defined flag.</li>
+ *   <li>Re-entry: an operation or walk started from a visitor of an exclusive walk of the same
+ *       table is refused with an IllegalStateException naming it (one field read per
+ *       operation); from a shared walk's visitor, exclusive operations are refused by the lock
+ *       and {@code destroy} by its own check. {@code getLeaf} only reads and may be called from any
+ *       visitor; a shared operation inside a shared walk is like another CPU's fault beside it.</li>
+ *   <li>A subtree ({@link dev.ptlab.core.table.UnlinkedTable}) may be freed only by the table that
+ *       built it ("subtree").</li>
+ * </ul>
+ *
+ * <h2>Failures inside an operation</h2>
+ * An exception from TLB maintenance between the break and the make (or between clearing an
+ * entry and dropping its reference, in unmap and when an emptied table is unlinked) restores the
+ * old entry, whose reference was not dropped yet, and is rethrown: the table is as before the
+ * failed entry (entries done before it stay done), consistent and usable; a table frame taken
+ * for it goes back to the cache and a subtree built for a split is freed. No entry is left
+ * LOCKED. Likewise when map's cache maintenance throws between the break and the make: the
+ * entry as it was is made again (a replaced leaf, or a table whose subtree is still intact; an
+ * empty entry where unmap-first coalescing already freed the subtree). A range TLBI deferred to after an unmap walk that fails leaves the table consistent
+ * (the entries are gone) and only the TLBs to be invalidated again.
+ *
  * <h2>Reference counts</h2>
  * A table frame's count is 1 + its counted entries (stage-2: non-zero and not LOCKED; hyp:
  * valid), so a count of 1 means empty and tables are freed bottom-up without scanning.

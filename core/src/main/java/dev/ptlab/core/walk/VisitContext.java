@@ -475,13 +475,23 @@ public final class VisitContext {
      * allocation reference), unlinks and frees it: clears the entry (so nothing, a retried or
      * chunked walk included, can follow a freed table), lets {@code flush} invalidate the TLBs
      * (null when no hardware can reach the table), drops the entry's reference on this table
-     * and frees the child. Returns whether it did.
+     * and frees the child. Returns whether it did. If {@code flush} throws, the entry is restored
+     * (the child stays linked, empty) and the exception rethrown.
      */
     public boolean freeChildIfEmpty(UnlinkFlush flush) {
         long child = childTable();
         if (count(child) != 1) return false;
+        long entry = old;
         trySet(0);
-        if (flush != null) flush.afterUnlink(entryBase(), level);
+        if (flush != null) {
+            try {
+                flush.afterUnlink(entryBase(), level);
+            } catch (Throwable e) {
+                // The TLBI failed: link the (empty) child again, so nothing leaks and the counts hold.
+                publish(entry);
+                throw e;
+            }
+        }
         putRef();
         put(child);
         return true;

@@ -50,7 +50,8 @@ public final class Walker {
      *
      * @return {@link Status#OK} if the walk covered the range, else the status that stopped it
      * @throws PageTableException ERANGE if the range leaves the input-address space; EINVAL if a
-     *     SHARED walk has no reclaimer
+     *     SHARED walk has no reclaimer, the visitor is null or returns null, or the flags have a bit
+     *     {@link WalkFlags} does not define
      */
     public static Status walk(Geometry geometry, PhysicalMemory memory, long rootPa, Walk walk, Visitor visitor) {
         final long addr = walk.addr();
@@ -59,6 +60,7 @@ public final class Walker {
         final WalkPolicy policy = walk.policy();
         final Reclaimer reclaimer = walk.reclaimer();
         Granule g = geometry.granule();
+        checkVisitorAndFlags(visitor, flags);
         boolean shared = (flags & WalkFlags.SHARED) != 0;
         if (shared && reclaimer == null) {
             throw PageTableException.invalidArgument("reclaimer", "null", "is required for a SHARED walk");
@@ -111,6 +113,7 @@ public final class Walker {
         if ((flags & WalkFlags.SHARED) != 0) {
             throw PageTableException.invalidArgument("flags", WalkFlags.toString(flags), "has SHARED: a detached subtree is walked exclusively");
         }
+        checkVisitorAndFlags(visitor, flags);
         VisitContext c = new VisitContext(geometry, memory, flags, base, base + span, null);
         c.addr = base;
         c.active = true;
@@ -120,6 +123,21 @@ public final class Walker {
         } finally {
             c.active = false;
         }
+    }
+
+    /** EINVAL for a null visitor or a flag bit {@link WalkFlags} does not define. */
+    private static void checkVisitorAndFlags(Visitor visitor, int flags) {
+        if (visitor == null) throw PageTableException.invalidArgument("visitor", "null", "is required");
+        WalkFlags.check(flags, WalkFlags.ALL, "a walk");
+    }
+
+    /**
+     * A visit returned null instead of a status: the walk cannot tell what to do next, so it
+     * stops here (EINVAL naming the visitor). Entries the visitor changed stay as it left them.
+     */
+    private static PageTableException nullStatus(Visitor visitor, VisitContext c) {
+        return PageTableException.invalidArgument("visitor", visitor, "returned null instead of a Status at 0x"
+                + Long.toHexString(c.addr) + " level " + c.level());
     }
 
     /**
@@ -184,6 +202,7 @@ public final class Walker {
                     idx++;
                     continue;
                 }
+                if (st == null) throw nullStatus(visitor, c);
                 Status s = visitEntry(c, frame, gen, tablePa, idx, level, visitor, policy, entryAddr, st, old);
                 if (s != null) return leaveTable(c, tablePa, gen, s);
             } else {
@@ -252,7 +271,7 @@ public final class Walker {
                 }
             }
             if (visited && st != Status.OK) {
-                WalkPolicy.Action a = afterVisit(policy, st, retries);
+                WalkPolicy.Action a = afterVisit(policy, st, retries, visitor, c);
                 if (a == WalkPolicy.Action.STOP) return st;
                 if (a == WalkPolicy.Action.RETRY) {
                     retries++;
@@ -272,7 +291,7 @@ public final class Walker {
                 st = visitor.visit(c, Visit.TABLE_POST);
                 c.addr = next;
                 if (st != Status.OK) {
-                    WalkPolicy.Action a = afterVisit(policy, st, retries);
+                    WalkPolicy.Action a = afterVisit(policy, st, retries, visitor, c);
                     if (a == WalkPolicy.Action.STOP) return st;
                     if (a == WalkPolicy.Action.RETRY) {
                         retries++;
@@ -291,7 +310,8 @@ public final class Walker {
      * budget) or STOP (the walk ends with the status). A RETRY past the budget becomes STOP, so
      * every walk terminates.
      */
-    private static WalkPolicy.Action afterVisit(WalkPolicy policy, Status st, int retries) {
+    private static WalkPolicy.Action afterVisit(WalkPolicy policy, Status st, int retries, Visitor visitor, VisitContext c) {
+        if (st == null) throw nullStatus(visitor, c);
         WalkPolicy.Action a = policy.actionFor(st);
         if (a == WalkPolicy.Action.RETRY && retries >= policy.maxRetries()) return WalkPolicy.Action.STOP;
         return a;

@@ -22,7 +22,12 @@
  *   <li>both: {@code publish} is a store-release, so a walker that sees a new table entry sees
  *       the table's contents (the make half of break-before-make).</li>
  * </ul>
- * In checking mode every read checks that its frame is live and not reused, and every store is
+ * Arguments: a null visitor, a flag bit {@link dev.ptlab.core.walk.WalkFlags} does not define,
+ * and a visit that returns null instead of a status are argument errors (EINVAL naming "visitor"
+ * or "flags"; the null status stops the walk where it happened, leaving entries as the visitor
+ * left them). A null {@link dev.ptlab.core.walk.WalkPolicy} is the default for the flags.
+ *
+ * <p>In checking mode every read checks that its frame is live and not reused, and every store is
  * checked against the break-before-make rule.
  */
 package dev.ptlab.core.walk;
