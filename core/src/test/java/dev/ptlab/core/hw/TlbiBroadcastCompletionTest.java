@@ -3,7 +3,6 @@ package dev.ptlab.core.hw;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ptlab.core.arch.Granule;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
@@ -40,16 +39,19 @@ class TlbiBroadcastCompletionTest {
         tlbs.register(cpu0);
         tlbs.register(cpu1);
         cpu1.beginWalk(); // cpu1's MMU is between reading a descriptor and finishing its walk
+        long generation = cpu1.generation();
         AtomicBoolean done = new AtomicBoolean();
-        CountDownLatch started = new CountDownLatch(1);
         Thread invalidator = new Thread(() -> {
-            started.countDown();
             flush.accept(tlbs);
             done.set(true);
         });
         invalidator.start();
-        started.await();
-        Thread.sleep(100);
+        // Once cpu1's entries are invalidated (its generation moved) only the wait is left; a
+        // TLBI that does not wait returns within this window even on a loaded machine.
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (cpu1.generation() == generation && System.nanoTime() < deadline) Thread.onSpinWait();
+        assertThat(cpu1.generation()).as("the invalidation reached cpu1").isNotEqualTo(generation);
+        invalidator.join(500);
         assertThat(done).as("TLBI returned while a walk was in flight").isFalse();
         cpu1.endWalk();
         invalidator.join(TimeUnit.SECONDS.toMillis(10));
