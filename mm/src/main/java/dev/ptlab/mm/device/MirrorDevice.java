@@ -35,6 +35,11 @@ import java.util.function.LongConsumer;
  * invalidate callback, which takes the mutex, from operations that hold the mmap lock).
  *
  * <p>Thread-safe: several threads may drive one device.
+ *
+ * <p>Why one class of this size: every path (read, write, atomic add, conversion) runs the same
+ * sequence protocol against the same mutex and invalidate callback, and the give-up rule (many
+ * consecutive races lost to invalidations, never wall time alone) is shared by all of them;
+ * splitting the paths apart would put the protocol's two halves in different files.
  */
 public final class MirrorDevice implements AutoCloseable {
     /** Mirror entry bit: the device may read the page. */
