@@ -47,6 +47,13 @@ public final class Stage2PageTable extends PageTable {
      * table's span instead of the whole VMID.
      */
     public static final int RANGE_TLBI = 1 << 2;
+    /**
+     * Table flag: the CPU lacks FEAT_XNX (the kernel's {@code ARM64_HAS_XNX} capability is
+     * absent), so privileged and unprivileged execute rights cannot differ: a prot with
+     * {@code px != ux} is refused with EINVAL, as {@code stage2_set_xn_attr} does (Linux 7.1-rc4).
+     * Absent by default: the model's CPU has FEAT_XNX.
+     */
+    public static final int NO_XNX = 1 << 3;
 
     private final int vmid;
     private final int tableFlags;
@@ -62,7 +69,7 @@ public final class Stage2PageTable extends PageTable {
             memory.freeContiguous(rootPa, geometry.rootPages());
             throw PageTableException.invalidArgument("vmid", (Object) vmid, "is outside 0..65535");
         }
-        if ((tableFlags & ~(FWB | IDMAP | RANGE_TLBI)) != 0) {
+        if ((tableFlags & ~(FWB | IDMAP | RANGE_TLBI | NO_XNX)) != 0) {
             memory.freeContiguous(rootPa, geometry.rootPages());
             throw PageTableException.invalidArgument("tableFlags", (Object) tableFlags, "has unknown bits");
         }
