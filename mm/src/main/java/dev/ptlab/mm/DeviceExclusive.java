@@ -13,7 +13,10 @@ import dev.ptlab.mm.notify.NotifierRange;
  * <p>The entry keeps the mapping's map count and reference: conversion and restore change no
  * count. Exclusivity lasts while the driver holds the folio lock it got back from
  * {@link #make}; after it unlocks, any CPU access may restore the entry, telling the device
- * through an EXCLUSIVE notifier with no owner.
+ * through a CLEAR notifier with no owner. Since the 2025 series merged for 6.15 ("use
+ * MMU_NOTIFY_CLEAR in remove_device_exclusive_entry()", unchanged through 7.1-rc4) EXCLUSIVE is
+ * sent only by the conversion: the restore really clears the device-exclusive entry before it
+ * installs the present one, which is what CLEAR says.
  */
 final class DeviceExclusive {
     /** Attempts at splitting a THP source before {@link #make} reports EBUSY. */
@@ -22,14 +25,23 @@ final class DeviceExclusive {
     private DeviceExclusive() {}
 
     /**
-     * The present entry a device-exclusive entry is restored to (restore_exclusive_pte, 6.15):
-     * old (AF clear), the VMA's base protection, writable only if the VMA is (the folio is
-     * exclusively ours: an anonymous order-0 folio mapped once), dirty only if the folio is,
-     * soft-dirty carried over.
+     * The present entry a device-exclusive entry is restored to (restore_exclusive_pte, 6.15 to
+     * 7.1-rc4), by the fault path and by fork alike: old (AF clear) with the VMA's base
+     * protection and soft-dirty carried over; then, only when the VMA has VM_WRITE and the entry
+     * may be made writable, writable and dirty if the folio is. Outside that branch the entry
+     * stays clean whatever the folio says: after {@code mprotect(PROT_READ)} a read restores a
+     * clean, read-only, old entry (the folio keeps its dirty flag, so nothing is lost).
+     *
+     * <p>can_change_pte_writable, for a private anonymous VMA, asks whether the page is
+     * exclusively this mapping's (PageAnonExclusive) and whether soft-dirty or uffd-wp tracking
+     * still needs a write fault. The page is exclusive: conversion required a writable entry,
+     * and fork restores before it shares; ptlab models no soft-dirty clearing and no uffd-wp.
+     * So the branch is VM_WRITE alone here.
      */
     static long restoredEntry(AddressSpace mm, Vma vma, Folio folio, long devx) {
-        long pte = HostPte.present(mm.geometry, folio.pa(), Granule.LAST_LEVEL, vma.prot() != Mman.PROT_NONE, vma.writable(),
-                vma.executable(), false, folio.isDirty());
+        boolean writable = vma.writable();
+        long pte = HostPte.present(mm.geometry, folio.pa(), Granule.LAST_LEVEL, vma.prot() != Mman.PROT_NONE, writable,
+                vma.executable(), false, writable && folio.isDirty());
         if (HostPte.isSoftDirty(devx)) pte |= HostPte.SOFT_DIRTY;
         return pte;
     }
@@ -107,7 +119,9 @@ final class DeviceExclusive {
     /**
      * A CPU or GUP fault on a device-exclusive entry (remove_device_exclusive_entry, reference
      * A.5): mmap read lock held; returns DONE (the access replays) or RETRY having given up the
-     * mmap lock to wait for the folio lock.
+     * mmap lock to wait for the folio lock. Every restore but fork's comes here (GUP, and so a
+     * device's hmm_range_fault or a second device's conversion, faults through handle_mm_fault
+     * as the CPU does), so this is the one place that sends the restore's CLEAR.
      */
     static FaultResult restoreOnFault(AddressSpace mm, Vma vma, long addr, long devx) {
         long pa = HostPte.swapOffset(devx) << mm.pageShift;
@@ -124,7 +138,9 @@ final class DeviceExclusive {
             return FaultResult.RETRY;
         }
         long page = addr & -mm.pageSize;
-        NotifierRange range = new NotifierRange(page, page + mm.pageSize, NotifierEvent.EXCLUSIVE, null);
+        // CLEAR, not EXCLUSIVE, since 6.15 (see the class comment): a driver filtering EXCLUSIVE
+        // by owner never mistakes a CPU taking the page back for its own conversion.
+        NotifierRange range = new NotifierRange(page, page + mm.pageSize, NotifierEvent.CLEAR, null);
         boolean restored = false;
         mm.notifiers.invalidateRangeStart(range);
         try {
@@ -140,8 +156,10 @@ final class DeviceExclusive {
     }
 
     /**
-     * Restores a device-exclusive entry being visited (fork, with the folio locked by the
-     * caller and the notifier already sent). Returns the new present entry.
+     * Restores a device-exclusive entry being visited (fork's copy_nonpresent_pte, through
+     * try_restore_exclusive_pte into the same restore_exclusive_pte as a fault: hence the same
+     * {@link #restoredEntry}), with the folio locked by the caller and fork's PROTECTION_PAGE
+     * notifier already sent. Returns the new present entry.
      */
     static long restoreLocked(AddressSpace mm, Vma vma, dev.ptlab.core.walk.VisitContext ctx) {
         long devx = ctx.old();

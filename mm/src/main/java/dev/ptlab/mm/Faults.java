@@ -17,7 +17,7 @@ import dev.ptlab.mm.notify.NotifierRange;
  * (never sleep on a folio lock holding the mmap lock: its holder may be waiting for that lock).
  * Pages are allocated and copied before the PTL is taken; the PTL is held only to check that the
  * entry is still what the decision was based on and to change it. Notifiers (CoW's CLEAR, a
- * restore's EXCLUSIVE) are called with the PTL not held.
+ * restore's CLEAR) are called with the PTL not held.
  */
 final class Faults {
     private final AddressSpace mm;

@@ -88,7 +88,7 @@ class DeviceExclusiveTest {
         assertThat(HostPte.isDirty(pte)).as("the folio is dirty").isTrue();
         assertThat(HostPte.isSoftDirty(pte)).isTrue();
         NotifierRange r = rec.single();
-        assertThat(r.event()).isEqualTo(NotifierEvent.EXCLUSIVE);
+        assertThat(r.event()).as("remove_device_exclusive_entry, 6.15+").isEqualTo(NotifierEvent.CLEAR);
         assertThat(r.owner()).isNull();
         assertThat(mm.stats().count(MmEvent.EXCLUSIVE_RESTORE)).isEqualTo(1);
         assertThat(mm.readInt(a)).isZero();
@@ -104,6 +104,69 @@ class DeviceExclusiveTest {
         assertThat(HostPte.isWrite(mm.pte(a + PAGE))).isFalse();
         assertThatThrownBy(() -> mm.writeInt(a + PAGE, 5)).isInstanceOf(SegmentationFault.class);
         host.checkInvariants(true);
+    }
+
+    // restore_exclusive_pte (6.15 to 7.1-rc4): the entry is made old from the VMA's base
+    // protection; only when VM_WRITE is set (and the entry may be made writable) is it made
+    // dirty (if the folio is) and writable. Each case below derives its entry from that rule.
+
+    @Test
+    void aReadAfterMprotectReadOnlyRestoresACleanReadOnlyOldEntryThoughTheFolioIsDirty() {
+        long a = buffer(1); // written: the entry is dirty, and the conversion moves that to the folio
+        release(mm.makeDeviceExclusive(a, device));
+        Folio f = host.memory().folioOf(HostPte.swapOffset(mm.pte(a)) << 12);
+        assertThat(f.isDirty()).isTrue();
+        mm.mprotect(a, PAGE, Mman.PROT_READ);
+        assertThat(mm.handleFault(a, Access.READ)).isEqualTo(FaultResult.DONE);
+        long pte = mm.pte(a);
+        assertThat(HostPte.isPresent(pte)).isTrue();
+        assertThat(HostPte.isWrite(pte)).as("VM_WRITE is clear").isFalse();
+        assertThat(HostPte.isDirty(pte)).as("dirty only inside the VM_WRITE branch").isFalse();
+        assertThat(HostPte.isYoung(pte)).as("restored old").isFalse();
+        assertThat(HostPte.isSoftDirty(pte)).as("soft-dirty carried from the entry").isTrue();
+        assertThat(f.isDirty()).as("the folio keeps its dirty flag: nothing written is lost").isTrue();
+        assertThat(mm.stats().count(MmEvent.EXCLUSIVE_RESTORE)).isEqualTo(1);
+        assertThat(mm.readInt(a)).isZero();
+        assertThatThrownBy(() -> mm.writeInt(a, 5)).isInstanceOf(SegmentationFault.class);
+        host.checkInvariants(true);
+    }
+
+    @Test
+    void aWriteOnAWritableVmaRestoresAWritableDirtyOldEntry() {
+        long a = buffer(1);
+        release(mm.makeDeviceExclusive(a, device));
+        assertThat(mm.handleFault(a, Access.WRITE)).isEqualTo(FaultResult.DONE);
+        long pte = mm.pte(a);
+        assertThat(HostPte.isWrite(pte)).as("VM_WRITE and the page is exclusively ours").isTrue();
+        assertThat(HostPte.isDirty(pte)).as("the folio is dirty").isTrue();
+        assertThat(HostPte.isYoung(pte)).as("restored old: the replayed access sets AF").isFalse();
+        long faults = mm.stats().count(MmEvent.FAULT);
+        mm.writeInt(a, 5);
+        assertThat(mm.stats().count(MmEvent.FAULT)).as("the write replays without another fault").isEqualTo(faults);
+        assertThat(mm.readInt(a)).isEqualTo(5);
+        host.checkInvariants(true);
+    }
+
+    @Test
+    void forkRestoresThroughTheSameRuleSoAReadOnlyVmaGetsCleanEntriesOnBothSides() {
+        // copy_nonpresent_pte -> try_restore_exclusive_pte -> restore_exclusive_pte: the rule
+        // of a fault, then the present entry is copied (write-protected; the child's made old).
+        long a = buffer(2);
+        release(mm.makeDeviceExclusive(a + PAGE, device));
+        mm.mprotect(a, 2 * PAGE, Mman.PROT_READ);
+        AddressSpace child = mm.fork();
+        assertThat(mm.stats().count(MmEvent.FORK_RESTORE)).isEqualTo(1);
+        long pte = mm.pte(a + PAGE);
+        assertThat(HostPte.isPresent(pte)).isTrue();
+        assertThat(HostPte.isWrite(pte)).isFalse();
+        assertThat(HostPte.isDirty(pte)).as("restored clean: VM_WRITE is clear").isFalse();
+        assertThat(HostPte.isYoung(pte)).isFalse();
+        assertThat(child.pte(a + PAGE)).isEqualTo(pte);
+        // The page that was never exclusive keeps its dirty entry: only the restore decides anew.
+        assertThat(HostPte.isDirty(mm.pte(a))).isTrue();
+        assertThat(child.readInt(a + PAGE)).isEqualTo(1);
+        host.checkInvariants(true);
+        child.close();
     }
 
     @Test

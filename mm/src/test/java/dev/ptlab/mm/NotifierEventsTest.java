@@ -157,9 +157,10 @@ class NotifierEventsTest {
     }
 
     @Test
-    void deviceExclusiveSendsExclusiveWithTheOwnerAndRestoreWithout() {
+    void deviceExclusiveConversionSendsExclusiveWithTheOwnerAndEachRestoreSendsClearWithout() {
         long a = mm.mmap(0, 4 * PAGE, RW, PRIVATE);
         mm.writeInt(a + PAGE, 1);
+        mm.writeInt(a + 2 * PAGE, 2);
         rec.clear();
         Object owner = new Object();
         Folio f = mm.makeDeviceExclusive(a + PAGE + 8, owner);
@@ -167,8 +168,21 @@ class NotifierEventsTest {
         f.unlock();
         f.put();
         rec.clear();
+        // remove_device_exclusive_entry (6.15+, 7.1-rc4): MMU_NOTIFY_CLEAR, owner NULL, one page.
         mm.readInt(a + PAGE);
-        assertRange(rec.single(), NotifierEvent.EXCLUSIVE, a + PAGE, a + 2 * PAGE, null);
+        assertRange(rec.single(), NotifierEvent.CLEAR, a + PAGE, a + 2 * PAGE, null);
+
+        // GUP (what hmm_range_fault and a second device's conversion do) faults through the
+        // same handler: the same CLEAR.
+        f = mm.makeDeviceExclusive(a + 2 * PAGE, owner);
+        f.unlock();
+        f.put();
+        rec.clear();
+        GupResult gup = new GupResult();
+        mm.getUserPage(a + 2 * PAGE, 0, gup);
+        gup.folio.put();
+        assertRange(rec.single(), NotifierEvent.CLEAR, a + 2 * PAGE, a + 3 * PAGE, null);
+        assertThat(mm.notifiers().count(NotifierEvent.EXCLUSIVE)).as("the two conversions only").isEqualTo(2);
     }
 
     @Test

@@ -6,6 +6,7 @@ import dev.ptlab.mm.AddressSpace;
 import dev.ptlab.mm.Folio;
 import dev.ptlab.mm.GupResult;
 import dev.ptlab.mm.HostMemory;
+import dev.ptlab.mm.HostPte;
 import dev.ptlab.mm.Mman;
 import dev.ptlab.mm.MmException;
 import dev.ptlab.mm.Vma;
@@ -95,8 +96,8 @@ public final class MirrorDevice implements AutoCloseable {
          * This device's conversion found the page already device-exclusive and its GUP restored
          * it first: another device's entry (stealing the page) or this device's own (a conversion
          * redone after a lost race, or an entry whose mirror mapping an invalidation dropped).
-         * The restore's EXCLUSIVE event, raised on the converting thread, did not fail the
-         * conversion's own sequence check.
+         * The restore's CLEAR event, raised on the converting thread, did not fail the
+         * conversion's own sequence check (so it is not in {@link #invalidations}).
          */
         CONVERSION_RESTORE,
         /** Mirror entries dropped by invalidations. */
@@ -442,14 +443,18 @@ public final class MirrorDevice implements AutoCloseable {
      * by this device's own conversion leave the sequence alone (else every conversion would fail
      * its own check and livelock, reference A.6), both because the page keeps its PA:
      * <ul>
-     * <li>the EXCLUSIVE event with this device as owner (nouveau's filter);
-     * <li>the EXCLUSIVE event with no owner that the conversion's own GUP sends when it restores
-     *     an entry that was already device-exclusive (another device's, when stealing it, or an
-     *     old one of this device's whose mirror entry was lost). Notifier callbacks run on the
-     *     thread that invalidates, so it is recognised as the one this thread raised for the page
-     *     it is converting. nouveau has no such filter: its retry would restore its own new
-     *     entry, fail again, and loop until its timeout. A CPU restore runs on another thread and
-     *     still bumps the sequence.
+     * <li>the EXCLUSIVE event with this device as owner (nouveau's filter; since 6.15 EXCLUSIVE
+     *     means a conversion and nothing else);
+     * <li>the restore the conversion's own GUP makes when the page is already device-exclusive
+     *     (another device's, when stealing it, or an old one of this device's whose mirror entry
+     *     was lost): since 6.15 a CLEAR with no owner over the one page. Notifier callbacks run
+     *     on the thread that invalidates, so it is recognised as a one-page CLEAR this thread
+     *     raised for the page it is converting while the host entry there is still
+     *     device-exclusive (invalidate_range_start comes before the entry changes). That last
+     *     test keeps out the one other one-page CLEAR the conversion's GUP can raise, a COW
+     *     break, which replaces the page and must fail the check. nouveau has no such filter:
+     *     its retry would restore its own new entry, fail again, and loop until its timeout. A
+     *     CPU restore runs on another thread and still bumps the sequence.
      * </ul>
      */
     private boolean invalidate(IntervalSubscription sub, NotifierRange range, long currentSeq) {
@@ -457,8 +462,9 @@ public final class MirrorDevice implements AutoCloseable {
             counts.incrementAndGet(Counter.OWN_EXCLUSIVE_IGNORED.ordinal());
             return true;
         }
-        boolean ownRestore = range.event() == NotifierEvent.EXCLUSIVE && range.owner() == null
-                && converting.get()[0] == range.start() && range.end() - range.start() == pageSize;
+        boolean ownRestore = range.event() == NotifierEvent.CLEAR && range.owner() == null
+                && converting.get()[0] == range.start() && range.end() - range.start() == pageSize
+                && HostPte.isDeviceExclusive(mm.pte(range.start()));
         if (ownRestore) counts.incrementAndGet(Counter.CONVERSION_RESTORE.ordinal());
         else invalidations.incrementAndGet(range.event().ordinal());
         long r;
