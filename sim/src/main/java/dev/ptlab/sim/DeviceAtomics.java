@@ -39,7 +39,7 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <p>Each conversion unmaps the page from stage-2 (the VM's notifier sees the EXCLUSIVE event;
  * a THP block goes whole and the host splits the THP); the guest's next access faults, and its
- * GUP restores the host entry, revoking the device (EXCLUSIVE with no owner), which faults again
+ * GUP restores the host entry, revoking the device (CLEAR with no owner, 6.15+), which faults again
  * for its next add there.
  */
 public final class DeviceAtomics {
