@@ -198,7 +198,8 @@ public final class Vm {
     // dirty logging
 
     /**
-     * Starts dirty logging on {@code slot}: write-protects it (then one range TLBI, as KVM does)
+     * Starts dirty logging on {@code slot}: write-protects it (then one range TLBI, as KVM does;
+     * without {@link VmConfig#rangeTlbi() range TLBI} one TLBI of the whole VMID)
      * and, with an eager-split chunk size, splits its blocks chunk by chunk so later write faults
      * find pages. Under the MMU write lock.
      */
