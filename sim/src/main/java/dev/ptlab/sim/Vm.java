@@ -223,7 +223,7 @@ public final class Vm {
      * KVM_GET_DIRTY_LOG: returns the slot's dirty bitmap (bit {@code i} = page {@code i} of the
      * slot) and clears it. With {@code reprotect} (KVM's default) the reported pages are
      * write-protected again so the next write to each is caught (one range TLBI over the slot if
-     * any page was dirty); without it (manual-protect mode, which defers that to a separate
+     * any page was dirty, VMID-wide without range TLBI); without it (manual-protect mode, which defers that to a separate
      * clear) they stay writable.
      */
     public long[] getDirtyLog(Memslot slot, boolean reprotect) {
