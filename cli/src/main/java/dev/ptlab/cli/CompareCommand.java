@@ -30,8 +30,10 @@ import picocli.CommandLine.Spec;
                 + "policy KEY, everything else equal, and prints each phase's metrics in one column per value with the "
                 + "ratio of every value to the first.",
             "Policies: coalesce=install-first,legacy  eager-split=0,2M,...  fault-lock=shared,write  checking=off,on  "
-                + "host-memory=process,fixed"},
+                + "host-memory=process,fixed  and the hardware features fwb=on,off  range-tlbi=on,off  hardware-af=on,off  "
+                + "xnx=on,off"},
         footer = {"", "Example: ptlab compare --policy coalesce=install-first,legacy --backing thp --memory 256M --overlap",
+            "         ptlab compare --policy fwb=on,off --backing thp --memory 64M --vcpus 1",
             "", "Wall times compare runs in one process on a possibly busy machine: repeat before trusting a small ratio.",
             "", "Exit codes: 0 success, 1 a run failed its own checks (dirty log, leaked frames), 2 bad options."})
 final class CompareCommand implements Callable<Integer> {
@@ -45,7 +47,8 @@ final class CompareCommand implements Callable<Integer> {
     SimulationOptions sim;
 
     @Option(names = "--policy", required = true, paramLabel = "KEY=V1,V2",
-            description = "the policy to vary and its values: coalesce, eager-split, fault-lock, checking or host-memory")
+            description = "the policy to vary and its values: coalesce, eager-split, fault-lock, checking, host-memory, fwb, "
+                    + "range-tlbi, hardware-af or xnx")
     String policy;
 
     @Option(names = "--no-warmup", description = "measure the first runs (by default every configuration runs once unmeasured "
@@ -100,11 +103,20 @@ final class CompareCommand implements Callable<Integer> {
             }
         }
         out.println("ptlab compare: " + key + " = " + String.join(" vs ", values));
-        out.println("  " + SimulationRun.describe(configs.get(0), options).replaceAll(", " + key.replace("-lock", "s").replace('-', ' ') + " [^,]*", "")
+        out.println("  " + SimulationRun.describe(configs.get(0), options).replaceAll(", " + described(key) + " [^,]*", "")
                 + (sim.overlap ? ", overlap" : ""));
         out.println();
         print(out, values, results);
         return ok ? Main.EXIT_OK : Main.EXIT_FAILED_EXPECTATIONS;
+    }
+
+    /** The words the run's description ({@link VmConfig#toString}) gives policy {@code key}. */
+    private static String described(String key) {
+        switch (key) {
+            case "fault-lock": return "faults";
+            case "eager-split": case "host-memory": return key.replace('-', ' ');
+            default: return key; // coalesce, checking, and the features, described by their option names
+        }
     }
 
     private VmConfig configFor(String key, String value) {
@@ -114,17 +126,22 @@ final class CompareCommand implements Callable<Integer> {
             case "eager-split": o.eagerSplit = value; break;
             case "fault-lock": o.faultLock = value; break;
             case "host-memory": o.hostMemory = value; break;
-            case "checking":
-                if (!value.equals("on") && !value.equals("off")) {
-                    throw new IllegalArgumentException("--policy: checking=" + value + "; expected on or off");
-                }
-                o.checking = value.equals("on");
-                break;
+            case "checking": o.checking = onOff(key, value); break;
+            case "fwb": o.fwb = value; onOff(key, value); break;
+            case "range-tlbi": o.rangeTlbi = value; onOff(key, value); break;
+            case "hardware-af": o.hardwareAf = value; onOff(key, value); break;
+            case "xnx": o.xnx = value; onOff(key, value); break;
             default:
                 throw new IllegalArgumentException("--policy: " + key + " is not one of coalesce, eager-split, fault-lock, checking, "
-                        + "host-memory");
+                        + "host-memory, fwb, range-tlbi, hardware-af, xnx");
         }
         return o.config();
+    }
+
+    /** A value of an on/off policy. */
+    private static boolean onOff(String key, String value) {
+        if (!value.equals("on") && !value.equals("off")) throw new IllegalArgumentException("--policy: " + key + "=" + value + "; expected on or off");
+        return value.equals("on");
     }
 
     private static void print(PrintWriter out, String[] values, List<RunResult> results) {
@@ -197,7 +214,11 @@ final class CompareCommand implements Callable<Integer> {
             Metric.of("tlbi local", VmCounter.TLBI_LOCAL),
             Metric.of("tlbi range", VmCounter.TLBI_RANGE),
             Metric.of("tlbi vmid", VmCounter.TLBI_VMID),
+            new Metric("cmo ops", false, false, p -> p.get(VmCounter.DCACHE_OPS) + p.get(VmCounter.ICACHE_OPS),
+                    VmCounter.DCACHE_OPS, VmCounter.ICACHE_OPS),
             new Metric("cmo MiB", false, true, SimulationRun::cmoMiB, VmCounter.DCACHE_BYTES, VmCounter.ICACHE_BYTES),
+            Metric.of("cmo in bbm ops", VmCounter.BBM_CMO_OPS),
+            new Metric("cmo in bbm MiB", false, true, p -> p.get(VmCounter.BBM_CMO_BYTES) / 1048576.0, VmCounter.BBM_CMO_BYTES),
             Metric.of("frames peak", VmCounter.FRAMES_PEAK),
             Metric.of("host faults", HostCounter.host(dev.ptlab.mm.MmEvent.FAULT)),
             Metric.of("notifier unmapped", HostCounter.STAGE2_UNMAPPED),

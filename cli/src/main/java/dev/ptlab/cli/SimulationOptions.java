@@ -58,9 +58,6 @@ final class SimulationOptions {
     @Option(names = "--checking", description = "checking mode: use-after-free, BBM, read-section and TLB conflict checks (slower)")
     boolean checking;
 
-    @Option(names = "--hardware-af", description = "the MMUs set the access flag themselves (VTCR_EL2.HA)")
-    boolean hardwareAf;
-
     @Option(names = "--json", paramLabel = "FILE", description = "also write every metric to FILE as JSON")
     Path json;
 
@@ -88,6 +85,43 @@ final class SimulationOptions {
 
     @Option(names = "--seed", paramLabel = "N", defaultValue = "1", description = "random, device-atomics: seed (default: ${DEFAULT-VALUE})")
     long seed;
+
+    // ------------------------------------------------------------------------------------------
+    // Hardware features (VmConfig's class comment): each on|off, a bare option meaning on.
+
+    @Option(names = "--fwb", arity = "0..1", fallbackValue = "on", defaultValue = "on", paramLabel = "on|off",
+            description = "FEAT_S2FWB: off makes every cacheable map and unmap clean the D-cache (default: ${DEFAULT-VALUE})")
+    String fwb;
+
+    @Option(names = "--range-tlbi", arity = "0..1", fallbackValue = "on", defaultValue = "on", paramLabel = "on|off",
+            description = "range TLBI (FEAT_TLBIRANGE): off invalidates the whole VMID where a range would do (default: ${DEFAULT-VALUE})")
+    String rangeTlbi;
+
+    @Option(names = "--hardware-af", arity = "0..1", fallbackValue = "on", defaultValue = "on", paramLabel = "on|off",
+            description = "the MMUs set the access flag themselves (VTCR_EL2.HA, as the kernel sets it); off: access-flag faults "
+                    + "(default: ${DEFAULT-VALUE})")
+    String hardwareAf;
+
+    @Option(names = "--xnx", arity = "0..1", fallbackValue = "on", defaultValue = "on", paramLabel = "on|off",
+            description = "FEAT_XNX: off refuses execute rights that differ between EL1 and EL0 (default: ${DEFAULT-VALUE})")
+    String xnx;
+
+    /** {@code cfg} with the hardware-feature options applied. */
+    VmConfig withFeatures(VmConfig cfg) {
+        return cfg.withFwb(onOff("--fwb", fwb)).withRangeTlbi(onOff("--range-tlbi", rangeTlbi))
+                .withHardwareAf(onOff("--hardware-af", hardwareAf)).withXnx(onOff("--xnx", xnx));
+    }
+
+    /** {@code on} or {@code off} (any case) as a boolean; IllegalArgumentException naming {@code option} otherwise. */
+    static boolean onOff(String option, String value) {
+        switch (value.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "on": return true;
+            case "off": return false;
+            default: throw new IllegalArgumentException(option + ": " + value + " is not on or off");
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
 
     /** Every option's name, in declaration order (read from picocli's model of this class), to refuse them where they do not apply. */
     static List<String> names() {
@@ -134,8 +168,9 @@ final class SimulationOptions {
             default: throw new IllegalArgumentException("--coalesce: " + c.coalesce + " is not one of install-first, legacy");
         }
         VmConfig cfg = VmConfig.defaults().withGranule(g).withIpaBits(c.ipaBits).withEagerSplitChunk(chunk).withCoalescePolicy(policy)
-                .withFaultLocking(FaultLocking.parse(c.faultLock)).withChecking(c.checking).withHardwareAf(c.hardwareAf)
+                .withFaultLocking(FaultLocking.parse(c.faultLock)).withChecking(c.checking)
                 .withHostMemory(HostMemoryModel.parse(c.hostMemory));
+        cfg = withFeatures(cfg);
         // Validates the eager split chunk against the granule's block sizes.
         new Vm(cfg).destroy();
         return cfg;

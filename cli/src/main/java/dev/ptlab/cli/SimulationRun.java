@@ -97,6 +97,24 @@ final class SimulationRun {
             new Column("p99 us", 8, p -> latency(p, h -> h.getValueAtPercentile(99))),
             new Column("max us", 8, p -> latency(p, Histogram::getMaxValue)));
 
+    /**
+     * The cache-maintenance table, printed below the phase table when a phase issued any (FWB
+     * off, or executable mappings): operations and MiB of each kind, and how much of it ran
+     * inside a break-before-make window (a valid entry broken, its span unmapped for every vCPU).
+     */
+    static final List<Column> CMO_COLUMNS = List.of(
+            new Column("phase", -12, PhaseReport::name),
+            Column.of("dcache ops", 11, VmCounter.DCACHE_OPS),
+            new Column("dcache MiB", 11, p -> mib(p.get(VmCounter.DCACHE_BYTES)), VmCounter.DCACHE_BYTES),
+            Column.of("icache ops", 11, VmCounter.ICACHE_OPS),
+            new Column("icache MiB", 11, p -> mib(p.get(VmCounter.ICACHE_BYTES)), VmCounter.ICACHE_BYTES),
+            Column.of("in-bbm ops", 11, VmCounter.BBM_CMO_OPS),
+            new Column("in-bbm MiB", 11, p -> mib(p.get(VmCounter.BBM_CMO_BYTES)), VmCounter.BBM_CMO_BYTES));
+
+    private static String mib(long bytes) {
+        return decimal(bytes / 1048576.0);
+    }
+
     /** D- and I-cache maintenance of a phase, in MiB. */
     static double cmoMiB(PhaseReport p) {
         return (p.get(VmCounter.DCACHE_BYTES) + p.get(VmCounter.ICACHE_BYTES)) / 1048576.0;
@@ -112,8 +130,9 @@ final class SimulationRun {
         out.println("ptlab run: " + run.workload.title + " on a simulated VM");
         out.println("  " + describe(c, o));
         out.println();
-        out.println(row(col -> col.header));
-        for (PhaseReport p : r.phases) out.println(row(col -> col.cell.apply(p)));
+        out.println(row(COLUMNS, col -> col.header));
+        for (PhaseReport p : r.phases) out.println(row(COLUMNS, col -> col.cell.apply(p)));
+        printCacheMaintenance(out, c, r);
         printNonZero(out, r);
         out.println();
         long faults = 0;
@@ -128,10 +147,21 @@ final class SimulationRun {
         }
     }
 
-    private static String row(Function<Column, String> text) {
+    private static String row(List<Column> columns, Function<Column, String> text) {
         StringBuilder s = new StringBuilder();
-        for (Column col : COLUMNS) s.append(s.length() == 0 ? "" : " ").append(col.format(text.apply(col)));
+        for (Column col : columns) s.append(s.length() == 0 ? "" : " ").append(col.format(text.apply(col)));
         return s.toString();
+    }
+
+    /** {@link #CMO_COLUMNS}, for the phases that issued cache maintenance; nothing if none did. */
+    private static void printCacheMaintenance(PrintWriter out, VmConfig c, RunResult r) {
+        List<PhaseReport> phases = new ArrayList<>();
+        for (PhaseReport p : r.phases) if (p.get(VmCounter.DCACHE_OPS) + p.get(VmCounter.ICACHE_OPS) != 0) phases.add(p);
+        if (phases.isEmpty()) return;
+        out.println();
+        out.println("cache maintenance (fwb " + (c.fwb() ? "on" : "off") + "; in-bbm: issued while a valid entry was broken):");
+        out.println(row(CMO_COLUMNS, col -> col.header));
+        for (PhaseReport p : phases) out.println(row(CMO_COLUMNS, col -> col.cell.apply(p)));
     }
 
     /** The stage-2 table as a run other than the selftest left it. */
@@ -195,7 +225,10 @@ final class SimulationRun {
         cfg.put("coalesce", PhaseCounter.keyOf(c.coalescePolicy()));
         cfg.put("eagerSplitChunk", c.eagerSplitChunk());
         cfg.put("checking", c.checking());
+        cfg.put("fwb", c.fwb());
+        cfg.put("rangeTlbi", c.rangeTlbi());
         cfg.put("hardwareAf", c.hardwareAf());
+        cfg.put("xnx", c.xnx());
         cfg.put("hostMemory", c.hostMemory().label());
         root.put("wallNanos", wallNanos);
         ArrayNode phases = root.putArray("phases");

@@ -13,6 +13,7 @@ import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.Set;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
@@ -35,6 +36,7 @@ class SimulationOutputTest {
     void theTableColumnsAndCompareRowsShowExactlyTheCountersMarkedForThem() {
         Set<PhaseCounter> inColumns = new HashSet<>();
         for (SimulationRun.Column c : SimulationRun.COLUMNS) inColumns.addAll(c.counters);
+        for (SimulationRun.Column c : SimulationRun.CMO_COLUMNS) inColumns.addAll(c.counters);
         assertThat(inColumns).isEqualTo(marked(c -> c.text() == PhaseCounter.Text.COLUMN));
         Set<PhaseCounter> compared = new HashSet<>();
         for (CompareCommand.Metric m : CompareCommand.METRICS) compared.addAll(m.counters);
@@ -48,11 +50,13 @@ class SimulationOutputTest {
     @Test
     void everyCounterIsInTheJsonAndTheTextShowsTheSameValues() throws Exception {
         Path json = dir.resolve("m.json");
-        Cli.Result r = Cli.run("run", "--memory", "16M", "--backing", "thp", "--vcpus", "1", "--json", json.toString());
+        // Without FWB, so the cache-maintenance table is printed too.
+        Cli.Result r = Cli.run("run", "--memory", "16M", "--backing", "thp", "--vcpus", "1", "--fwb=off", "--json", json.toString());
         assertThat(r.exit()).as(r.err()).isZero();
         JsonNode root = new ObjectMapper().readTree(Files.readString(json));
         List<String> rows = r.out().lines().collect(Collectors.toList());
         int header = rows.indexOf(rows.stream().filter(l -> l.startsWith("phase ")).findFirst().orElseThrow());
+        int cmoHeader = rows.indexOf(rows.stream().skip(header + 1).filter(l -> l.startsWith("phase ")).findFirst().orElseThrow());
         for (JsonNode phase : root.path("phases")) {
             String name = phase.path("name").asText();
             for (PhaseCounter c : SimulationRun.ALL_COUNTERS) assertThat(phase.has(c.key())).as(name + " " + c.key()).isTrue();
@@ -71,6 +75,20 @@ class SimulationOutputTest {
                 List<String> values = new ArrayList<>();
                 for (PhaseCounter c : col.counters) values.add(phase.path(c.key()).asText());
                 assertThat(cells[i]).as(name + " " + col.header).isEqualTo(String.join("/", values));
+            }
+            // The cache-maintenance table: a row for each phase that issued any, MiB to one decimal.
+            Optional<String> cmoRow = rows.stream().skip(cmoHeader + 1).filter(l -> l.startsWith(name + " ")).findFirst();
+            boolean anyCmo = phase.path("dcache-ops").asLong() + phase.path("icache-ops").asLong() != 0;
+            assertThat(cmoRow.isPresent()).as(name + " cache-maintenance row").isEqualTo(anyCmo);
+            if (anyCmo) {
+                String[] cmo = cmoRow.get().trim().split(" +");
+                assertThat(cmo).hasSameSizeAs(SimulationRun.CMO_COLUMNS.toArray());
+                for (int i = 1; i < cmo.length; i++) {
+                    PhaseCounter c = SimulationRun.CMO_COLUMNS.get(i).counters.get(0);
+                    long v = phase.path(c.key()).asLong();
+                    assertThat(cmo[i]).as(name + " " + c.key())
+                            .isEqualTo(c.key().endsWith("bytes") ? String.format(Locale.ROOT, "%.1f", v / 1048576.0) : Long.toString(v));
+                }
             }
             // The non-zero list: exactly the NON_ZERO counters whose JSON value is not zero.
             Set<String> expected = new LinkedHashSet<>();
@@ -99,7 +117,7 @@ class SimulationOutputTest {
             if (!line.startsWith(" ")) phase = line.substring(0, 12).trim();
             String metric = line.substring(13, 35).trim();
             CompareCommand.Metric m = CompareCommand.METRICS.stream().filter(x -> x.name.equals(metric)).findFirst().orElseThrow();
-            if (m.counters.size() != 1) continue;
+            if (m.counters.size() != 1 || m.decimal) continue; // MiB rows: a conversion of the JSON's bytes
             String[] values = line.substring(35).trim().split(" +");
             long expected = findPhase(phases, phase).path(m.counters.get(0).key()).asLong();
             assertThat(Long.parseLong(values[0])).as(phase + " " + metric).isEqualTo(expected);

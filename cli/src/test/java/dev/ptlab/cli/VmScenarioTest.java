@@ -22,7 +22,7 @@ class VmScenarioTest {
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.err()).isEmpty();
         assertThat(r.out().split("\n")).containsExactly(
-                "vm: 2 vCPUs (vcpu0..vcpu1), faults shared, coalesce install-first, eager split off; stage-2 table: 4k granule, "
+                "vm: 2 vCPUs (vcpu0..vcpu1), faults shared, coalesce install-first, eager split off, hardware AF; stage-2 table: 4k granule, "
                         + "40-bit IPA, levels 1..3, 2 concatenated root frames, PA48 descriptors, vmid 1, fwb, range-tlbi; "
                         + "table memory [0x7f0000000000, +1G); checking on",
                 "memslot 0: 0x40000000-0x407fffff (8M) -> host 0x100000000, thp backing (faults map up to 2M blocks), read-write",
@@ -197,7 +197,7 @@ class VmScenarioTest {
         assertThat(error("vm fault-lock=mutex"))
                 .isEqualTo(":1: fault-lock \"mutex\" is unknown; expected fault-lock=shared or write");
         assertThat(error("vm vcpus=0")).isEqualTo(":1: vcpus=0 is outside 1..512; expected vcpus=1..512");
-        assertThat(error("vm fwb")).startsWith(":1: unknown vm option \"fwb\"; expected granule=4k|16k|64k, ipa-bits=N");
+        assertThat(error("vm idmap")).startsWith(":1: unknown vm option \"idmap\"; expected granule=4k|16k|64k, ipa-bits=N");
         assertThat(error("vm vcpus=2", "vcpu-access vcpu2 0 read"))
                 .isEqualTo(":2: VCPU vcpu2 does not exist (the vm line, line 1, creates 2 vCPUs: vcpu0..vcpu1); expected a vCPU "
                         + "id from 0 to 1 (vcpus=N on the vm line for more)");

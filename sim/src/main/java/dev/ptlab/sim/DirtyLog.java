@@ -53,7 +53,7 @@ final class DirtyLog {
         try {
             slot.setLogging(true);
             table.wrprotect(slot.gpa(), slot.size());
-            tlbs.flushVmidRange(vmid, slot.gpa(), slot.size());
+            flushSlot(slot);
             long chunk = eagerSplitChunk;
             if (chunk != 0) {
                 for (long a = slot.gpa(); a < slot.end(); ) {
@@ -66,6 +66,21 @@ final class DirtyLog {
             }
         } finally {
             lock.writeUnlock();
+        }
+    }
+
+    /**
+     * The TLBI after write-protecting {@code slot}: {@code kvm_flush_remote_tlbs_memslot}, which
+     * on arm64 is {@code kvm_tlb_flush_vmid_range} over the slot (Linux 7.1-rc4): a range
+     * invalidation with range TLBI, the whole VMID without it.
+     */
+    private void flushSlot(Memslot slot) {
+        // TODO(core14 helper): call Stage2PageTable.flushVmidRange(ipa, size) once it lands; it
+        // also splits ranges above MAX_TLBI_RANGE_PAGES into several range invalidations.
+        if ((table.tableFlags() & Stage2PageTable.RANGE_TLBI) != 0) {
+            tlbs.flushVmidRange(vmid, slot.gpa(), slot.size());
+        } else {
+            tlbs.flushVmid(vmid);
         }
     }
 
@@ -98,7 +113,7 @@ final class DirtyLog {
                         any = true;
                     }
                 }
-                if (any) tlbs.flushVmidRange(vmid, slot.gpa(), slot.size());
+                if (any) flushSlot(slot);
             }
             return bits;
         } finally {

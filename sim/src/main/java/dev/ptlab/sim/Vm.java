@@ -198,7 +198,8 @@ public final class Vm {
     // dirty logging
 
     /**
-     * Starts dirty logging on {@code slot}: write-protects it (then one range TLBI, as KVM does)
+     * Starts dirty logging on {@code slot}: write-protects it (then one range TLBI, as KVM does;
+     * without {@link VmConfig#rangeTlbi() range TLBI} one TLBI of the whole VMID)
      * and, with an eager-split chunk size, splits its blocks chunk by chunk so later write faults
      * find pages. Under the MMU write lock.
      */
@@ -222,7 +223,7 @@ public final class Vm {
      * KVM_GET_DIRTY_LOG: returns the slot's dirty bitmap (bit {@code i} = page {@code i} of the
      * slot) and clears it. With {@code reprotect} (KVM's default) the reported pages are
      * write-protected again so the next write to each is caught (one range TLBI over the slot if
-     * any page was dirty); without it (manual-protect mode, which defers that to a separate
+     * any page was dirty, VMID-wide without range TLBI); without it (manual-protect mode, which defers that to a separate
      * clear) they stay writable.
      */
     public long[] getDirtyLog(Memslot slot, boolean reprotect) {

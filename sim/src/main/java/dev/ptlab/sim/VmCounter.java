@@ -26,10 +26,13 @@ public enum VmCounter implements PhaseCounter {
     TLBI_LOCAL(TlbiScope.IPA_LOCAL),
     TLBI_RANGE(TlbiScope.RANGE),
     TLBI_VMID(TlbiScope.VMID),
-    DCACHE_OPS(CacheCounter.DCACHE_OPS, Text.JSON_ONLY, false),
+    DCACHE_OPS(CacheCounter.DCACHE_OPS, Text.COLUMN, true),
     DCACHE_BYTES(CacheCounter.DCACHE_BYTES, Text.COLUMN, true),
-    ICACHE_OPS(CacheCounter.ICACHE_OPS, Text.JSON_ONLY, false),
+    ICACHE_OPS(CacheCounter.ICACHE_OPS, Text.COLUMN, true),
     ICACHE_BYTES(CacheCounter.ICACHE_BYTES, Text.COLUMN, true),
+    /** Of the D- and I-cache operations above, those issued while a valid entry was broken. */
+    BBM_CMO_OPS(CacheCounter.BBM_CMO_OPS, Text.COLUMN, true),
+    BBM_CMO_BYTES(CacheCounter.BBM_CMO_BYTES, Text.COLUMN, true),
     FRAMES_ALLOCATED("frames-allocated", Text.COLUMN, false, false, vm -> vm.tableMemory().allocations()),
     FRAMES_FREED("frames-freed", Text.COLUMN, false, false, vm -> vm.tableMemory().frees()),
     /** Memory-cache top-ups, the VM's split cache's and every vCPU's. */

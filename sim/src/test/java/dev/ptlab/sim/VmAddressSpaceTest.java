@@ -42,11 +42,14 @@ class VmAddressSpaceTest {
     /** Where {@link #guestOver} mapped the guest's memory. */
     long hva;
 
-    /** A checking host of 64 MiB, one address space, a checking VM (4K granule, 40-bit IPA). */
+    /**
+     * A checking host of 64 MiB, one address space, a checking VM (4K granule, 40-bit IPA)
+     * without hardware AF, so aging is seen again as access-flag faults.
+     */
     private void setUp() {
         host = new Host(Granule.G4K, 64L << 20, 48, true);
         mm = host.newAddressSpace();
-        vm = new Vm(VmConfig.defaults().withChecking(true));
+        vm = new Vm(VmConfig.defaults().withChecking(true).withHardwareAf(false));
     }
 
     @AfterEach

@@ -183,6 +183,7 @@ public final class Machine {
             sb.append(", vmid ").append(spec.vmid());
             if ((spec.flags() & Stage2PageTable.FWB) != 0) sb.append(", fwb");
             if ((spec.flags() & Stage2PageTable.RANGE_TLBI) != 0) sb.append(", range-tlbi");
+            if ((spec.flags() & Stage2PageTable.NO_XNX) != 0) sb.append(", no xnx");
             if ((spec.flags() & Stage2PageTable.IDMAP) != 0) sb.append(", idmap");
         }
         return sb.toString();

@@ -25,7 +25,8 @@ final class TableLine extends ScenarioCommand {
     static final int DEFAULT_VMID = 1;
 
     private static final String STAGE2_OPTIONS =
-            "granule=4k|16k|64k, ipa-bits=N, vmid=N, mem-base=ADDR, mem-size=SIZE, fwb, range-tlbi, idmap, checking";
+            "granule=4k|16k|64k, ipa-bits=N, vmid=N, mem-base=ADDR, mem-size=SIZE, fwb[=on|off], range-tlbi[=on|off], "
+                    + "xnx[=on|off], idmap, checking";
     private static final String HYP_OPTIONS = "granule=4k|16k|64k, va-bits=N, mem-base=ADDR, mem-size=SIZE, checking";
 
     private final boolean stage2;
@@ -72,11 +73,23 @@ final class TableLine extends ScenarioCommand {
                 case "mem-size":
                     o.memSize = Numbers.parseSize("mem-size", l.value(key, value, "mem-size=SIZE"));
                     return true;
-                case "fwb": case "range-tlbi": case "idmap":
+                // A bare stage2 table models the CPU without FWB and range TLBI (every cache
+                // operation and every VMID-wide TLBI shows) but with XNX; a vm line's table
+                // has all three (VmConfig). Bare fwb / range-tlbi turn them on, as before.
+                case "fwb": case "range-tlbi": case "xnx": {
+                    if (!stage2) return false;
+                    boolean on = VmLine.feature(l, key, value);
+                    int flag = key.equals("fwb") ? Stage2PageTable.FWB
+                            : key.equals("xnx") ? Stage2PageTable.NO_XNX : Stage2PageTable.RANGE_TLBI;
+                    // NO_XNX is the one flag that means the feature is absent.
+                    boolean set = key.equals("xnx") ? !on : on;
+                    o.flags = set ? o.flags | flag : o.flags & ~flag;
+                    return true;
+                }
+                case "idmap":
                     if (!stage2) return false;
                     l.noValue(key, value);
-                    o.flags |= key.equals("fwb") ? Stage2PageTable.FWB
-                            : key.equals("idmap") ? Stage2PageTable.IDMAP : Stage2PageTable.RANGE_TLBI;
+                    o.flags |= Stage2PageTable.IDMAP;
                     return true;
                 case "checking":
                     l.noValue(key, value);

@@ -18,7 +18,8 @@ final class VmLine extends ScenarioCommand {
     /** Most vCPUs a {@code vm} line may ask for. */
     static final int MAX_VCPUS = 512;
     private static final String OPTIONS = "granule=4k|16k|64k, ipa-bits=N, vmid=N, fault-lock=shared|write, "
-            + "coalesce=install-first|legacy, eager-split=SIZE, checking, hardware-af, vcpus=N, mem-size=SIZE";
+            + "coalesce=install-first|legacy, eager-split=SIZE, checking, fwb[=on|off], range-tlbi[=on|off], "
+            + "hardware-af[=on|off], xnx[=on|off], vcpus=N, mem-size=SIZE";
 
     VmLine() {
         super("vm", Needs.NOTHING, "\"vm\" { vm-opt }");
@@ -68,9 +69,18 @@ final class VmLine extends ScenarioCommand {
                     l.noValue(key, value);
                     o.config = o.config.withChecking(true);
                     return true;
+                // The hardware features, each on by default (VmConfig's class comment).
+                case "fwb":
+                    o.config = o.config.withFwb(feature(l, key, value));
+                    return true;
+                case "range-tlbi":
+                    o.config = o.config.withRangeTlbi(feature(l, key, value));
+                    return true;
                 case "hardware-af":
-                    l.noValue(key, value);
-                    o.config = o.config.withHardwareAf(true);
+                    o.config = o.config.withHardwareAf(feature(l, key, value));
+                    return true;
+                case "xnx":
+                    o.config = o.config.withXnx(feature(l, key, value));
                     return true;
                 case "vcpus": {
                     long n = Numbers.parseNumber("vcpus", l.value(key, value, "vcpus=N"));
@@ -111,6 +121,13 @@ final class VmLine extends ScenarioCommand {
                 Vm.TABLE_MEMORY_BASE, memSize, new TableSpec.VmSpec(config, o.vcpus));
         l.table(spec);
         return m -> create(m, spec);
+    }
+
+    /** A hardware-feature option: {@code KEY} alone or {@code KEY=on} is on, {@code KEY=off} off. */
+    static boolean feature(Line l, String key, String value) throws ScenarioException {
+        if (value == null || value.equalsIgnoreCase("on")) return true;
+        if (value.equalsIgnoreCase("off")) return false;
+        throw l.error(key + "=" + value + " is not on or off", key + ", " + key + "=on or " + key + "=off");
     }
 
     /**

@@ -53,6 +53,19 @@ public final class CacheMaintenance {
 
     /** Adds counts a walk accumulated locally (one update per walk instead of one per leaf). */
     public void record(long dOps, long dBytes, long iOps, long iBytes) {
+        record(dOps, dBytes, iOps, iBytes, 0, 0);
+    }
+
+    /**
+     * {@link #record(long, long, long, long)} with the part of those operations that ran inside
+     * a break-before-make window ({@link CacheCounter#BBM_CMO_OPS}); that part is already
+     * included in the D- and I-cache counts.
+     */
+    public void record(long dOps, long dBytes, long iOps, long iBytes, long bbmOps, long bbmBytes) {
+        if (bbmOps != 0) {
+            counts[CacheCounter.BBM_CMO_OPS.ordinal()].add(bbmOps);
+            counts[CacheCounter.BBM_CMO_BYTES.ordinal()].add(bbmBytes);
+        }
         if (dOps != 0) {
             counts[CacheCounter.DCACHE_OPS.ordinal()].add(dOps);
             counts[CacheCounter.DCACHE_BYTES.ordinal()].add(dBytes);
@@ -72,6 +85,8 @@ public final class CacheMaintenance {
     public long dcacheBytes() { return get(CacheCounter.DCACHE_BYTES); }
     public long icacheOps() { return get(CacheCounter.ICACHE_OPS); }
     public long icacheBytes() { return get(CacheCounter.ICACHE_BYTES); }
+    public long bbmCmoOps() { return get(CacheCounter.BBM_CMO_OPS); }
+    public long bbmCmoBytes() { return get(CacheCounter.BBM_CMO_BYTES); }
 
     public void reset() {
         for (LongAdder a : counts) a.reset();

@@ -15,6 +15,8 @@ public final class CacheMaintenanceBatch {
     private long dcacheBytes;
     private long icacheOps;
     private long icacheBytes;
+    private long bbmOps;
+    private long bbmBytes;
 
     public CacheMaintenanceBatch(CacheMaintenance target) {
         if (target == null) throw new IllegalArgumentException("target: null");
@@ -23,6 +25,15 @@ public final class CacheMaintenanceBatch {
 
     /** D-cache clean+invalidate to the point of coherency of {@code [pa, pa + size)}. */
     public void dcacheCleanInvalPoc(long pa, long size) {
+        dcacheCleanInvalPoc(pa, size, false);
+    }
+
+    /**
+     * {@link #dcacheCleanInvalPoc(long, long)}; {@code inBbmWindow}: issued while a valid entry
+     * is broken (also counted as {@link CacheCounter#BBM_CMO_OPS}).
+     */
+    public void dcacheCleanInvalPoc(long pa, long size, boolean inBbmWindow) {
+        if (inBbmWindow) inWindow(size);
         dcacheOps++;
         dcacheBytes += size;
         CacheMaintenance.Listener l = target.listener();
@@ -31,15 +42,28 @@ public final class CacheMaintenanceBatch {
 
     /** I-cache invalidate to the point of unification of {@code [pa, pa + size)}. */
     public void icacheInvalPou(long pa, long size) {
+        icacheInvalPou(pa, size, false);
+    }
+
+    /** {@link #icacheInvalPou(long, long)}; {@code inBbmWindow} as for the D-cache. */
+    public void icacheInvalPou(long pa, long size, boolean inBbmWindow) {
+        if (inBbmWindow) inWindow(size);
         icacheOps++;
         icacheBytes += size;
         CacheMaintenance.Listener l = target.listener();
         if (l != null) l.icacheInvalPou(pa, size);
     }
 
+    private void inWindow(long size) {
+        bbmOps++;
+        bbmBytes += size;
+    }
+
     /** Adds what was counted since the last flush to the target's counts. */
     public void flush() {
-        target.record(dcacheOps, dcacheBytes, icacheOps, icacheBytes);
+        target.record(dcacheOps, dcacheBytes, icacheOps, icacheBytes, bbmOps, bbmBytes);
+        bbmOps = 0;
+        bbmBytes = 0;
         dcacheOps = 0;
         dcacheBytes = 0;
         icacheOps = 0;

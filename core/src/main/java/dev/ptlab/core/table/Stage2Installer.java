@@ -21,6 +21,14 @@ abstract class Stage2Installer {
     /** Whether leaves must be pages (a {@link ForcePteCallback}'s verdict, or annotations). */
     final boolean forcePte;
     long bbm, leaves, tables, raced;
+    /**
+     * Whether the entry this walk is at holds LOCKED in place of a valid entry it broke: from a
+     * successful break of a valid entry until the make of its replacement, the span is
+     * unmapped for every vCPU, and cache maintenance issued then lengthens that window
+     * ({@link dev.ptlab.core.mem.CacheCounter#BBM_CMO_OPS}). Set by the break, cleared by the
+     * make.
+     */
+    boolean validBroken;
 
     Stage2Installer(Stage2PageTable table, MemCache cache, boolean forcePte) {
         this.table = table;
@@ -55,6 +63,7 @@ abstract class Stage2Installer {
             return Status.RACED;
         }
         table.make(ctx, Stage2Descriptor.table(table.geometry, child));
+        validBroken = false;
         tables++;
         return Status.OK;
     }
@@ -72,7 +81,10 @@ abstract class Stage2Installer {
             return true;
         }
         if (!table.breakEntry(ctx)) return false;
-        if (Pte.isValid(old)) bbm++;
+        if (Pte.isValid(old)) {
+            bbm++;
+            validBroken = true;
+        }
         return true;
     }
 

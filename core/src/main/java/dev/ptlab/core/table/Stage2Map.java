@@ -129,9 +129,11 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
      * rethrown, so a failed map never leaves a LOCKED entry or a wrong count.
      */
     private void installLeaf(VisitContext ctx, long pte, long restore) {
+        boolean inWindow = validBroken;
+        validBroken = false;
         if (needsCmo(ctx, pte)) {
             try {
-                issueCmo(ctx, pte);
+                issueCmo(ctx, pte, inWindow);
             } catch (Throwable e) {
                 table.make(ctx, restore);
                 throw e;
@@ -150,13 +152,14 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
     /**
      * Cache maintenance of the new target, between the break's TLBI and the install: D-cache
      * clean+invalidate when the mapping is cacheable and FWB is off (the guest may access it
-     * with caches off), I-cache invalidate when it is executable.
+     * with caches off), I-cache invalidate when it is executable. {@code inWindow}: a valid
+     * entry was broken for this install, so the guest waits for this maintenance.
      */
-    private void issueCmo(VisitContext ctx, long pte) {
+    private void issueCmo(VisitContext ctx, long pte, boolean inWindow) {
         long span = ctx.entrySpan();
         Geometry g = table.geometry;
-        if (!table.fwb() && Stage2Descriptor.isCacheable(pte, false)) cmo.dcacheCleanInvalPoc(g.outputAddress(pte), span);
-        if (Stage2Descriptor.isExecutable(pte)) cmo.icacheInvalPou(g.outputAddress(pte), span);
+        if (!table.fwb() && Stage2Descriptor.isCacheable(pte, false)) cmo.dcacheCleanInvalPoc(g.outputAddress(pte), span, inWindow);
+        if (Stage2Descriptor.isExecutable(pte)) cmo.icacheInvalPou(g.outputAddress(pte), span, inWindow);
     }
 
     /**
@@ -232,6 +235,7 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
         }
         ctx.putRef();
         bbm++;
+        validBroken = true;
         invalidSteps += table.freeSubtree(child, level, base);
         installLeaf(ctx, pte, 0);
         coalesced++;
@@ -252,6 +256,7 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
             return Status.RACED;
         }
         bbm++;
+        validBroken = true;
         long[] steps = {0};
         Walker.walkSubtree(table.geometry, table.memory, child, level + 1, base, WalkFlags.LEAF | WalkFlags.TABLE_POST,
                 (c, v) -> {
