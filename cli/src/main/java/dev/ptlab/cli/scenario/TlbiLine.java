@@ -30,7 +30,7 @@ final class TlbiLine extends ScenarioCommand {
         String op = l.token(1).toLowerCase(Locale.ROOT);
         switch (op) {
             case "all":
-                if (l.count() > 2) throw l.extra(2, usage);
+                if (l.count() > 2) throw l.extra(2, "tlbi IPA SIZE, or tlbi all");
                 return m -> {
                     int before = m.tlb().size();
                     m.tlbs().flushVmid(m.spec().vmid());
@@ -100,13 +100,14 @@ final class TlbiLine extends ScenarioCommand {
         l.requireInside("tlbi " + op, ipa, size);
         Granule g = l.table().geometry().granule();
         long page = g.pageSize();
-        long[] ops = (ipa & (page - 1)) != 0 || (size & (page - 1)) != 0 ? new long[0] : TlbiOperand.split(g, ipa, size / page);
-        if (ops.length != 1 || (ops[0] & TlbiOperand.SINGLE) != 0) {
+        java.util.List<Long> ops = (ipa & (page - 1)) != 0 || (size & (page - 1)) != 0 ? java.util.List.of()
+                : TlbiOperand.split(g, ipa, size / page);
+        if (ops.size() != 1 || (ops.get(0) & TlbiOperand.SINGLE) != 0) {
             throw l.error("tlbi " + op + " " + Numbers.hex(ipa) + " " + Numbers.size(size) + " is not one range operand", geom);
         }
         long operand;
         try {
-            int scale = (int) ((ops[0] >>> 44) & 3), num = (int) ((ops[0] >>> 39) & 31);
+            int scale = (int) ((ops.get(0) >>> 44) & 3), num = (int) ((ops.get(0) >>> 39) & 31);
             operand = TlbiOperand.range(g, ipa, scale, num, ttl);
         } catch (PageTableException e) {
             throw l.error("tlbi " + op + ": " + e.getMessage(), "ttl=1..3 for a range TLBI, or none");

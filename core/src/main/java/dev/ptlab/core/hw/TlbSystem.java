@@ -92,7 +92,7 @@ public final class TlbSystem implements TlbMaintenance {
             apply(TlbiOp.RIPAS2E1IS, null, vmid, start, pages * page, LEVEL_UNKNOWN, null);
             pages = 0;
         }
-        for (long op : pages == 0 ? new long[0] : TlbiOperand.split(g, start, pages)) {
+        for (long op : pages == 0 ? java.util.List.<Long>of() : TlbiOperand.split(g, start, pages)) {
             if ((op & TlbiOperand.SINGLE) != 0) {
                 apply(TlbiOp.IPAS2E1IS, null, vmid, TlbiOperand.ipaOf(op), 1, LEVEL_UNKNOWN, null);
             } else {

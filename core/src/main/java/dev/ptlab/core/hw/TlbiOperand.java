@@ -120,7 +120,7 @@ public final class TlbiOperand {
      * (returned with {@link #SINGLE} or'ed in), everything else as range operands at the largest
      * SCALE that fits, then smaller ones. Chunks of at most {@link #MAX_RANGE_PAGES} as KVM splits.
      */
-    public static long[] split(Granule g, long start, long pages) {
+    public static java.util.List<Long> split(Granule g, long start, long pages) {
         java.util.List<Long> out = new java.util.ArrayList<>();
         long page = g.pageSize();
         long addr = start & -page;
@@ -147,8 +147,6 @@ public final class TlbiOperand {
                 scale--;
             }
         }
-        long[] r = new long[out.size()];
-        for (int i = 0; i < r.length; i++) r[i] = out.get(i);
-        return r;
+        return java.util.List.copyOf(out);
     }
 }
