@@ -174,6 +174,19 @@ class TlbiScopeMutationTest {
     }
 
     @Test
+    void aWalkThroughACachedTableWhoseFrameWasFreedAndReusedIsCaughtByItsGeneration() {
+        Rig bad = coalesce(Mutation.RANGE_LAST_LEVEL, Stage2PageTable.RANGE_TLBI, CoalescePolicy.INSTALL_FIRST);
+        long stale = bad.staleWalks().get(0).cachedPte & 0x0000_FFFF_FFFF_F000L; // the freed level-3 table's PA
+        // The last frame freed is the first handed out again: the old table's frame is live once more,
+        // as some other table, so only its generation tells the walk it is not the frame it cached.
+        long reused = bad.mem.allocate();
+        assertThat(reused).isEqualTo(stale);
+        assertThat(bad.mem.isLive(stale)).isTrue();
+        assertThatThrownBy(() -> bad.mmu.translate(A + 9 * K4, Access.READ)).isInstanceOf(FrameAccessException.class)
+                .hasMessageContaining("level-3 table frame 0x" + Long.toHexString(stale) + " was freed and reused after it was cached");
+    }
+
+    @Test
     void coalescingInEitherOrderWithVmalle1InsteadOfVmalls12e1LeavesTheWalkCacheEntry() {
         // Without range TLBIs the install-first order breaks the table with VMALLS12E1IS; the
         // unmap-first order always does. VMALLE1IS reaches no stage-2 entry.
