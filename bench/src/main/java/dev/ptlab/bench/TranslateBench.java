@@ -30,6 +30,10 @@ import org.openjdk.jmh.annotations.TearDown;
  *   <li>{@code hit}: cycles over 512 consecutive pages, which the 512-entry page TLB holds
  *       all at once, so every access hits at level 3.</li>
  * </ul>
+ * {@code walkEntries} sizes the stage-2 walk cache: 0 is no walk cache (every miss reads all four
+ * levels), 64 the default (a miss with stride 1 starts at the cached level-2 table descriptor and
+ * reads one level; with stride 40503 the 512 level-2 descriptors do not fit, the level-1 one does,
+ * so it reads two or three).
  * The tear-down checks the hit/miss counts, so a benchmark that measures the wrong path fails.
  */
 @BenchmarkMode(Mode.AverageTime)
@@ -41,6 +45,11 @@ public class TranslateBench {
     @Param({"1", "40503"})
     public int stride;
 
+    @Param({"0", "64"})
+    public int walkEntries;
+
+    dev.ptlab.core.hw.Tlb tlb;
+
     Fixture f;
     Mmu mmu;
     int i;
@@ -50,17 +59,19 @@ public class TranslateBench {
     public void setup() {
         f = new Fixture();
         f.mapAll();
-        mmu = new Mmu(f.table.geometry(), f.memory, f.tlb, f.table.rootPa(), Fixture.VMID, true, false);
+        tlb = new dev.ptlab.core.hw.Tlb("cpu0", dev.ptlab.core.arch.Granule.G4K, 512, 64, walkEntries);
+        f.tlbs.register(tlb);
+        mmu = new Mmu(f.table.geometry(), f.memory, tlb, f.table.rootPa(), Fixture.VMID, true, false);
         long pa = mmu.translate(Fixture.IPA + 0x1234, Access.READ);
         if (pa != Fixture.PA + 0x1234) throw new IllegalStateException("translate gave 0x" + Long.toHexString(pa));
         // Start cold: the check above cached page 1, which the first miss access would hit.
-        f.tlb.invalidateAll();
+        tlb.invalidateAll();
     }
 
     @Setup(Level.Iteration)
     public void iteration() {
-        hitsBefore = f.tlb.hits();
-        missesBefore = f.tlb.misses();
+        hitsBefore = tlb.hits();
+        missesBefore = tlb.misses();
     }
 
     @Benchmark
@@ -93,7 +104,7 @@ public class TranslateBench {
 
     @TearDown(Level.Iteration)
     public void check(org.openjdk.jmh.infra.BenchmarkParams params) {
-        long hits = f.tlb.hits() - hitsBefore, misses = f.tlb.misses() - missesBefore;
+        long hits = tlb.hits() - hitsBefore, misses = tlb.misses() - missesBefore;
         boolean missBench = params.getBenchmark().endsWith(".miss");
         // hit: only the first pass over the 512 pages may miss; miss: nothing may hit.
         if (missBench ? hits != 0 : misses > 512) {

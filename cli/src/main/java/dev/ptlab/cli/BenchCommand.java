@@ -73,7 +73,9 @@ final class BenchCommand implements Callable<Integer> {
         Geometry geo = Geometry.stage2(g, 48);
         PhysicalMemory mem = new PhysicalMemory(ScenarioParser.DEFAULT_MEM_BASE, 64L << 20, g, false);
         TlbSystem tlbs = new TlbSystem();
-        Tlb tlb = new Tlb("cpu0", g);
+        // No walk cache: the "TLB miss" figures are full 4-level walks, comparable across versions
+        // (the JMH TranslateBench measures the walk cache's effect).
+        Tlb tlb = new Tlb("cpu0", g, 512, 64, 0);
         tlbs.register(tlb);
         Stage2PageTable table = new Stage2PageTable(geo, mem, tlbs, 1, Stage2PageTable.FWB | Stage2PageTable.RANGE_TLBI);
         MemCache cache = new MemCache(mem);

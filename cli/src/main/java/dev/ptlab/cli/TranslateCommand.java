@@ -1,9 +1,12 @@
 package dev.ptlab.cli;
 
+import dev.ptlab.core.PageTableException;
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.hw.Access;
 import dev.ptlab.core.hw.Mmu;
+import dev.ptlab.core.hw.Tlb;
 import dev.ptlab.core.hw.Translation;
+import dev.ptlab.core.image.TableImage;
 import java.io.PrintWriter;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -24,6 +27,13 @@ import picocli.CommandLine.Spec;
             "Runs the scenario FILE silently, then translates each ADDR through the table with the software MMU "
                 + "and prints one line per address: the output address with the leaf's level, size, rights and "
                 + "TLB hit/miss, or the fault type and level.",
+            "With --pa-bits N the addresses are checked as hardware checks them (Arm ARM AArch64 walk): the root "
+                + "(VTTBR/TTBR base) address, every next-table address and every leaf output address at or above 2^N is an "
+                + "address-size fault (the root's at level 0, the others at the level of the descriptor holding them). The "
+                + "addresses checked are those hardware sees: the table laid out as `export --pa-bits N` lays it out (its "
+                + "frames compacted from physical address 0), not where the scenario's mem-base= put them. An exported image "
+                + "always ends below 2^N, so only leaf output addresses can fault there, exactly as on hardware (or QEMU) "
+                + "walking that image.",
             "With --json each line is one JSON object instead, for comparing results mechanically: "
                 + "{\"address\",\"access\",\"pa\",\"level\",\"size\",\"descriptor\",\"readable\",\"writable\","
                 + "\"executable\",\"memattr\"} for an output address, {\"address\",\"access\",\"fault\",\"level\"} for a "
@@ -52,9 +62,9 @@ final class TranslateCommand implements Callable<Integer> {
     boolean json;
 
     @Option(names = "--pa-bits", paramLabel = "N",
-            description = "physical-address size VTCR_EL2.PS / TCR_EL2.PS selects (32, 36, 40, 42, 44, 48, 52; default: the "
-                    + "descriptor format's): output addresses at or above 2^N are address-size faults, as in an image "
-                    + "exported with the same --pa-bits")
+            description = "physical-address size VTCR_EL2.PS / TCR_EL2.PS selects (32, 36, 40, 42, 44, 48, 52, not below a "
+                    + "stage-2 table's IPA size; default: the descriptor format's): translates through the table as exported "
+                    + "with the same --pa-bits, where root, table and leaf addresses at or above 2^N are address-size faults")
     Integer paBits;
 
     @Override
@@ -62,12 +72,16 @@ final class TranslateCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         return ScenarioSource.runThen(file, null, out, err, m -> {
-            Mmu mmu;
-            try {
-                mmu = paBits == null ? null : m.mmu(paBits);
-            } catch (IllegalArgumentException e) {
-                throw new ScenarioSource.Refusal("translate: --pa-bits " + e.getMessage().replaceFirst("^pa-bits: ", "")
-                        + "; expected 32, 36, 40, 42, 44 or 48 up to the table's output format, or 52 with a 52-bit format");
+            Mmu mmu = null;
+            if (paBits != null) {
+                try {
+                    // The exported layout at PA 0: where hardware would find the tables.
+                    mmu = Mmu.overImage(TableImage.of(m.table(), 0, paBits), new Tlb("pa" + paBits, m.table().geometry().granule()));
+                } catch (PageTableException e) {
+                    throw new ScenarioSource.Refusal("translate: " + e.getMessage() + "; expected " + ("pa-bits".equals(e.argument())
+                            ? "--pa-bits 32, 36, 40, 42, 44 or 48 (not below a stage-2 table's IPA size), or 52 with 52-bit descriptors"
+                            : "a table whose exported image fits below 2^pa-bits"));
+                }
             }
             for (long a : addresses) {
                 Translation t = mmu == null ? m.translate(a, access) : mmu.translateDetailed(a, access);

@@ -19,8 +19,26 @@ class ScenarioErrorTest {
     void unknownCommand() throws Exception {
         assertThat(error("stage2", "# a comment", "mpa 0x40000000 4K 0x80000000 rw"))
                 .isEqualTo(":3: unknown command \"mpa\"; expected one of stage2, hyp, vm, map, unmap, translate, expect, expect-leaf, "
-                        + "expect-owner, leaf, dump, wrprotect, tlbi, mkyoung, mkold, young, relax, split, flush, set-owner, "
+                        + "expect-owner, leaf, dump, wrprotect, tlbi, dsb, mkyoung, mkold, young, relax, split, flush, set-owner, "
                         + "idmap-greedy, coalesce-policy, counters, memslot, vcpu-access, dirty-log");
+    }
+
+    @Test
+    void tlbiInstructionLines() throws Exception {
+        String usage = "expected tlbi IPA SIZE, tlbi all, tlbi ipas2e1|ipas2le1 IPA [ttl=L], tlbi ripas2e1|ripas2le1 IPA SIZE [ttl=L],"
+                + " or tlbi vmalls12e1|vmalle1";
+        assertThat(error("stage2", "tlbi ipas2e1")).isEqualTo(":2: tlbi is missing IPA; " + usage);
+        assertThat(error("stage2", "tlbi ripas2le1 0x40000000")).isEqualTo(":2: tlbi is missing SIZE; " + usage);
+        assertThat(error("stage2", "tlbi ipas2le1 0x1000 level=3")).isEqualTo(":2: \"level=3\" is not ttl=LEVEL; " + usage);
+        assertThat(error("stage2", "tlbi ipas2e1 0x1000 ttl=-1"))
+                .isEqualTo(":2: ttl level -1 cannot be encoded (no TTL hint exists for it); expected ttl=0..3");
+        assertThat(error("stage2", "tlbi vmalle1 0x1000")).isEqualTo(":2: tlbi has an extra argument \"0x1000\"; " + usage);
+        // 3 pages: no single (NUM + 1) * 2^(5 * SCALE + 1) fits (SCALE 0 steps by 2 pages).
+        assertThat(error("stage2", "tlbi ripas2e1 0x40000000 12K")).isEqualTo(":2: tlbi ripas2e1 0x40000000 12K is not one range"
+                + " operand; expected (NUM + 1) * 2^(5 * SCALE + 1) pages with NUM 0..31, SCALE 0..3, at a page-aligned IPA");
+        assertThat(error("stage2", "tlbi ripas2e1 0x40000000 8K ttl=0")).startsWith(":2: tlbi ripas2e1: ttl: 0 is not a range TTL level 1..3");
+        assertThat(error("stage2", "dsb now")).isEqualTo(":2: dsb has an extra argument \"now\"; expected dsb");
+        assertThat(error("hyp", "dsb")).startsWith(":2: dsb ");
     }
 
     @Test

@@ -320,16 +320,6 @@ public final class Machine {
         return mmu.translateDetailed(addr, access);
     }
 
-    /**
-     * A fresh MMU (own TLB) on the table for a physical-address size other than the output
-     * format's, as VTCR_EL2.PS / TCR_EL2.PS would set it.
-     */
-    public Mmu mmu(int paBits) {
-        Geometry g = spec.geometry();
-        return new Mmu(g, memory, new Tlb("pa" + paBits, g.granule()), table.rootPa(), spec.stage2() ? spec.vmid() : 0, fwb,
-                false, paBits);
-    }
-
     public String describe(Translation t) {
         return Describe.translation(spec.geometry(), fwb, t);
     }

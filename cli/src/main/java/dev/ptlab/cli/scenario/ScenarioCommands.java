@@ -17,7 +17,7 @@ public final class ScenarioCommands {
     static {
         register(TableLine.STAGE2, TableLine.HYP, new VmLine(), new MapLine(), new UnmapLine(), new TranslateLine(),
                 new ExpectLine(), new ExpectLeafLine(), new ExpectOwnerLine(), new LeafLine(), new DumpLine(),
-                new WrprotectLine(), new TlbiLine(), new MkyoungLine(), YoungLine.MKOLD, YoungLine.YOUNG, new RelaxLine(),
+                new WrprotectLine(), new TlbiLine(), new DsbLine(), new MkyoungLine(), YoungLine.MKOLD, YoungLine.YOUNG, new RelaxLine(),
                 new SplitLine(), new FlushLine(), new SetOwnerLine(), new IdmapGreedyLine(), new CoalescePolicyLine(),
                 new CountersLine(), new MemslotLine(), new VcpuAccessLine(), new DirtyLogLine());
     }

@@ -21,7 +21,12 @@ public final class Registers {
     /** HCR_EL2.FWB: stage-2 MemAttr forces the final memory type (changes the Normal-WB encoding). */
     public static final long HCR_FWB = 1L << 46;
 
-    /** PS/IPS field encoding for a physical-address size. */
+    /**
+     * PS/IPS field encoding for a physical-address size.
+     *
+     * @throws dev.ptlab.core.PageTableException an argument error naming {@code pa-bits} for a size
+     *     no encoding has
+     */
     public static long psField(int paBits) {
         switch (paBits) {
             case 32: return 0;
@@ -31,7 +36,8 @@ public final class Registers {
             case 44: return 4;
             case 48: return 5;
             case 52: return 6;
-            default: throw new IllegalArgumentException("pa-bits: " + paBits + " is not one of 32, 36, 40, 42, 44, 48, 52");
+            default: throw dev.ptlab.core.PageTableException.invalidArgument("pa-bits", (Object) paBits,
+                    "is not one of 32, 36, 40, 42, 44, 48, 52");
         }
     }
 

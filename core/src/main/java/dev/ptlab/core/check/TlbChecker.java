@@ -25,6 +25,11 @@ import java.util.List;
  * difference is the access flag (a cleared AF need not be invalidated; the page just stays
  * "young" to that CPU) or software bits. Memory attributes are not rights and are not compared.
  *
+ * <p>Walk-cache entries ({@link #staleWalkEntries}) are held to a stricter rule: a cached table
+ * descriptor must still be the table descriptor at its level (same next-table address). A walk
+ * starting from one that is not would read a table the translation no longer goes through, or a
+ * freed frame; only an any-level TLBI removes it, never a last-level one.
+ *
  * <p>"Quiescent" means no operation is between a table change and the TLBI the protocol
  * requires after it (wrprotect is followed by its caller's range TLBI, for example) and no MMU
  * is filling. Call it with the vCPUs parked and the writer done.
@@ -55,8 +60,80 @@ public final class TlbChecker {
         @Override
         public String toString() {
             return "stale grant in " + tlb + " at 0x" + Long.toHexString(address) + ": TLB has level-" + tlbLevel + " 0x"
-                    + Long.toHexString(tlbPte) + ", table has level-" + tableLevel + " 0x" + Long.toHexString(tablePte) + " (" + reason + ")";
+                    + Long.toHexString(tlbPte) + ", table has level-" + tableLevel + " 0x" + Long.toHexString(tablePte) + " (" + reason
+                    + "); removed by TLBI IPAS2E1IS or IPAS2LE1IS of 0x" + Long.toHexString(address)
+                    + " with no TTL hint or TTL level " + tlbLevel + ", a range TLBI over it with TTL 0 or " + tlbLevel
+                    + ", or VMALLS12E1IS";
         }
+    }
+
+    /** One walk-cache entry that no longer matches the table: the cached table descriptor and what is there now. */
+    public static final class StaleWalk {
+        public final String tlb;
+        public final int vmid;
+        /** First address the entry covers. */
+        public final long address;
+        public final int level;
+        public final long cachedPte;
+        /** Level of the entry the table now has on the path (the cached level, or above it). */
+        public final int tableLevel;
+        public final long tablePte;
+
+        StaleWalk(String tlb, int vmid, long address, int level, long cachedPte, int tableLevel, long tablePte) {
+            this.tlb = tlb;
+            this.vmid = vmid;
+            this.address = address;
+            this.level = level;
+            this.cachedPte = cachedPte;
+            this.tableLevel = tableLevel;
+            this.tablePte = tablePte;
+        }
+
+        @Override
+        public String toString() {
+            String now = tableLevel == level ? "level-" + level + " entry 0x" + Long.toHexString(tablePte)
+                    : "level-" + tableLevel + " entry 0x" + Long.toHexString(tablePte) + " above it (no level-" + level + " table)";
+            return "stale walk-cache entry in " + tlb + " (vmid " + vmid + ") at 0x" + Long.toHexString(address) + " level " + level
+                    + ": cached table descriptor 0x" + Long.toHexString(cachedPte) + ", the table now has a " + now
+                    + "; removed by TLBI IPAS2E1IS of an address in it with no TTL hint (or a hint below level " + level
+                    + "), RIPAS2E1IS over it with TTL 0, or VMALLS12E1IS - not by IPAS2LE1IS/RIPAS2LE1IS or a TTL hint of level "
+                    + level + " or deeper";
+        }
+    }
+
+    /**
+     * Every walk-cache entry of {@code vmid} in {@code tlb} whose table descriptor is no longer
+     * the table's entry at that level for the address (a different next table, a leaf, or
+     * nothing). Same quiescence as {@link #staleGrants}.
+     */
+    public static List<StaleWalk> staleWalkEntries(PageTable table, Tlb tlb, int vmid) {
+        Geometry g = table.geometry();
+        List<long[]> cached = new ArrayList<>();
+        tlb.forEachWalkEntry((v, level, base, pte, gen) -> {
+            if (v == vmid) cached.add(new long[] {level, base, pte});
+        });
+        List<StaleWalk> found = new ArrayList<>();
+        int flags = WalkFlags.LEAF | WalkFlags.TABLE_PRE | (g.stage() == Stage.STAGE2 ? WalkFlags.SHARED : 0);
+        for (long[] e : cached) {
+            int level = (int) e[0];
+            long base = e[1];
+            long pte = e[2];
+            long[] deepest = {Integer.MIN_VALUE, 0}; // level and value of the deepest entry at or above `level`
+            if (base >= 0 && base < g.iaLimit()) {
+                table.walk(base, 1, (ctx, visit) -> {
+                    if (ctx.level() <= level && ctx.level() > deepest[0]) {
+                        deepest[0] = ctx.level();
+                        deepest[1] = ctx.old();
+                    }
+                    return Status.OK;
+                }, flags, WalkPolicy.RANGE);
+            }
+            int nowLevel = (int) deepest[0];
+            long now = deepest[1];
+            boolean same = nowLevel == level && Pte.isTable(now, level) && g.outputAddress(now) == g.outputAddress(pte);
+            if (!same) found.add(new StaleWalk(tlb.name(), vmid, base, level, pte, nowLevel == Integer.MIN_VALUE ? -1 : nowLevel, now));
+        }
+        return found;
     }
 
     /**

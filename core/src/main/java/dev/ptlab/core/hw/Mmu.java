@@ -26,8 +26,17 @@ import java.util.Objects;
  *
  * <p>The physical-address size (VTCR_EL2.PS / TCR_EL2.PS) defaults to the output format's width;
  * a smaller one makes every table or leaf output address at or above {@code 2^paBits} an
- * address-size fault at the level of the descriptor holding it (the architecture's rule, and
- * what QEMU reports: see the conformance module).
+ * address-size fault at the level of the descriptor holding it, and a root (VTTBR/TTBR base)
+ * address at or above it an address-size fault at level 0 before any descriptor is read (the
+ * pseudocode's {@code !IsZero(baseregister<47:outputsize>)}, which QEMU's walker reports at level
+ * 0 too). Those are the addresses this MMU's memory holds: to check them where hardware would
+ * see them, walk the exported layout ({@link #overImage}).
+ *
+ * <p>Stage-2 walks use the TLB's walk cache ({@link Tlb#walkLookup}): a walk starts below the root
+ * at the deepest cached table descriptor for the address, and caches every table descriptor it
+ * reads. In checking mode a walk that starts from a cached descriptor whose table frame has been
+ * freed or reused since it was cached throws {@link FrameAccessException}: the table was removed
+ * without a TLBI reaching the walk cache.
  *
  * <p>Not thread-safe: one Mmu per CPU, as on hardware. The table may change concurrently.
  */
@@ -59,6 +68,8 @@ public final class Mmu {
     private long walks;
     private long hardwareAfUpdates;
     private final boolean checking;
+    /** Stage-2 walks use the TLB's walk cache (hyp walks do not: stage-2 only for now). */
+    private final boolean walkCache;
     private final long[] faults = new long[FaultType.values().length];
 
     /**
@@ -78,11 +89,11 @@ public final class Mmu {
     public Mmu(Geometry geometry, PhysicalMemory memory, Tlb tlb, long rootPa, int vmid, boolean fwb, boolean hardwareAf,
                int paBits) {
         if (geometry == null) throw new IllegalArgumentException("geometry: null");
+        dev.ptlab.core.arch.Registers.psField(paBits); // one of the PS encodings, or an argument error naming pa-bits
         if (paBits > geometry.paBits()) {
-            throw new IllegalArgumentException("pa-bits: " + paBits + " exceeds the " + geometry.paBits()
-                    + "-bit output format " + geometry.oaFormat());
+            throw dev.ptlab.core.PageTableException.invalidArgument("pa-bits", (Object) paBits, "exceeds the "
+                    + geometry.paBits() + "-bit output format " + geometry.oaFormat());
         }
-        dev.ptlab.core.arch.Registers.psField(paBits); // one of the PS encodings, or IllegalArgumentException
         if (memory == null) throw new IllegalArgumentException("memory: null");
         if (tlb == null) throw new IllegalArgumentException("tlb: null");
         // A TLB or memory of another granule would index and tag with the wrong level shifts:
@@ -121,7 +132,27 @@ public final class Mmu {
         this.rootPa = rootPa;
         this.vmid = vmid;
         this.checking = memory.checking();
+        this.walkCache = stage2 && tlb.walkEntries() > 0;
         if (checking) tlb.setScanConflicts(true);
+    }
+
+    /**
+     * An MMU walking {@code image} where hardware would: its tables at the image's addresses (a
+     * private copy in fresh memory), the image's VMID, FWB choice and physical-address size. Root,
+     * table and leaf addresses are then checked against {@code 2^paBits} exactly as hardware
+     * walking the exported image checks them.
+     */
+    public static Mmu overImage(dev.ptlab.core.image.TableImage image, Tlb tlb) {
+        if (image == null) throw dev.ptlab.core.PageTableException.invalidArgument("image", null, "is null");
+        Geometry g = image.geometry();
+        PhysicalMemory mem = new PhysicalMemory(image.base(), image.size(), g.granule(), false);
+        int entries = g.granule().entriesPerTable();
+        for (int f = 0; f < image.frames(); f++) {
+            long pa = mem.allocate(); // a fresh memory hands out its frames in address order
+            long[] frame = FRAMES.frame(mem, pa);
+            for (int i = 0; i < entries; i++) frame[i] = image.read(pa + (long) i * Granule.BYTES_PER_ENTRY);
+        }
+        return new Mmu(g, mem, tlb, image.rootPa(), image.vmid(), image.fwb(), false, image.paBits());
     }
 
     public Tlb tlb() { return tlb; }
@@ -187,7 +218,18 @@ public final class Mmu {
     private long walkOnce(long addr, Access access) {
         long generation = tlb.generation();
         int level = startLevel;
+        if (rootPa >= paLimit) return fault(FaultType.ADDRESS_SIZE, 0);
         long table = rootPa + (long) geometry.rootPageIndex(addr) * pageSize;
+        Tlb t = tlb;
+        if (walkCache) {
+            int hit = t.walkLookup(vmid, addr, startLevel);
+            if (hit >= 0) {
+                // Start below the root, at the table the cached descriptor names (RRVJDB).
+                table = geometry.outputAddress(t.cachedWalkPte());
+                level = hit + 1;
+                if (checking) checkCachedTable(table, t.cachedWalkGeneration(), addr, hit, t.cachedWalkPte());
+            }
+        }
         for (;;) {
             // Checking mode: the frame must not be freed or reused while this walk reads it.
             int gen = checking ? FRAMES.generation(memory, table) : 0;
@@ -201,6 +243,7 @@ public final class Mmu {
             if (Pte.isTable(pte, level)) {
                 long next = geometry.outputAddress(pte);
                 if (next >= paLimit) return fault(FaultType.ADDRESS_SIZE, level);
+                if (walkCache) t.fillWalk(vmid, addr, level, pte, checking ? FRAMES.generation(memory, next) : 0, generation);
                 table = next;
                 level++;
                 continue;
@@ -241,6 +284,22 @@ public final class Mmu {
                     + Long.toHexString(table) + " while it was freed" + (memory.isLive(table) ? " and reused" : "")
                     + ": a table was freed without a completed TLBI");
         }
+    }
+
+    /**
+     * Checking mode, before a walk continues from a walk-cache entry: the table frame the cached
+     * descriptor points to is still the one it pointed to when cached. Otherwise the table was
+     * freed (and maybe reused) while this CPU still cached a descriptor naming it: a use after
+     * free by the walker, which only a TLBI reaching the walk cache would have prevented.
+     */
+    private void checkCachedTable(long table, int cachedGen, long addr, int level, long pte) {
+        boolean live = memory.contains(table) && memory.isLive(table);
+        if (live && FRAMES.generation(memory, table) == cachedGen) return;
+        throw new FrameAccessException(tlb.name() + ": MMU walk for 0x" + Long.toHexString(addr) + " (vmid " + vmid
+                + ") used its walk-cache entry for the level-" + level + " table descriptor 0x" + Long.toHexString(pte)
+                + ", whose level-" + (level + 1) + " table frame 0x" + Long.toHexString(table) + " was freed"
+                + (live ? " and reused" : "") + " after it was cached: the table was removed without a completed TLBI reaching"
+                + " the walk cache (" + TlbSystem.walkInvalidations(addr, level) + ")");
     }
 
     private boolean permitted(long pte, Access access) {

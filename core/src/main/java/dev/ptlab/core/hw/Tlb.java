@@ -8,9 +8,24 @@ import java.lang.invoke.VarHandle;
 
 /**
  * One CPU's TLB: leaf translations tagged with VMID, the leaf's level and its descriptor (so
- * permissions and attributes come from the cached copy, as on hardware).
+ * permissions and attributes come from the cached copy, as on hardware), and a walk cache of
+ * stage-2 table descriptors per level (D8.16 RRVJDB: "intermediate TLB caching structures" are TLB
+ * entries too).
  *
- * <p>Direct-mapped per leaf level: a lookup probes the page level first, then larger blocks.
+ * <p>Direct-mapped per leaf level: a lookup probes the page level first, then larger blocks. The
+ * walk cache is direct-mapped per table level; its entry for level {@code L} holds the level-L
+ * table descriptor translating {@code addr} (so the next table's address) and, for checking mode,
+ * the generation of that next table's frame when the descriptor was read.
+ *
+ * <p>Entry kinds ({@link Kind}) live in separate arrays, so the kind is part of an entry's tag by
+ * where it is stored: stage-2 leaves and stage-2 walk entries today; stage-1 leaf, stage-1 walk
+ * and combined VA→PA entries (which also carry an ASID or are global) come with two-stage
+ * translation as further arrays with an ASID tag word, and each TLBI names the kinds it reaches.
+ *
+ * <p>Replacement: direct-mapped eviction by default (a fill replaces whatever its slot held). In
+ * {@linkplain #setStrict strict} mode an occupied slot is never evicted: the new translation is
+ * simply not cached (the architecture lets a TLB cache nothing), so every entry stays until a
+ * TLBI that covers it removes it, which is as long as the architecture allows hardware to keep it.
  *
  * <p>Concurrency: only the owning CPU looks up and fills; any thread may invalidate. A walk that
  * started before an invalidation must not leave an entry behind it, so every invalidation bumps
@@ -70,6 +85,31 @@ public final class Tlb {
     private boolean scanConflicts;
     private volatile ConflictListener conflictListener;
 
+    // Walk cache: per table level -1..2 (index level + 1), triples (tag, table descriptor, frame
+    // generation of the table it points to), tags as for leaves. Final fields for the unrolled
+    // probe in walkLookup.
+    private static final int WALK_STRIDE = 3;
+    private final int walkEntries;
+    private final long[][] walk = new long[4][];
+    private final long[] wm1, w0, w1, w2;
+    private final int wsm1, ws0, ws1, ws2;
+    private final int wmask;
+    /** Bit {@code level + 1} set once a walk entry at that level was filled (as {@link #filledLevels}). */
+    private int walkFilled;
+    private long walkHits;
+    private long walkFills;
+    private long lastWalkPte;
+    private int lastWalkGen;
+    private boolean strict;
+
+    /** The kinds of entry a TLB holds (each in its own arrays). */
+    public enum Kind {
+        /** A stage-2 (or hyp stage-1) leaf: block or page descriptor, IPA→PA. */
+        LEAF,
+        /** A cached stage-2 table descriptor (walk cache). */
+        WALK
+    }
+
     /** Told about every TLB conflict: a fill overlapping cached entries of another size. */
     @FunctionalInterface
     public interface ConflictListener {
@@ -96,13 +136,34 @@ public final class Tlb {
     }
 
     public Tlb(String name, Granule granule, int pageEntries, int blockEntries) {
+        this(name, granule, pageEntries, blockEntries, DEFAULT_WALK_ENTRIES);
+    }
+
+    /** Walk-cache entries per table level by default. */
+    public static final int DEFAULT_WALK_ENTRIES = 64;
+
+    /**
+     * @param walkEntries walk-cache entries per table level: a power of two, or 0 for no walk cache
+     */
+    public Tlb(String name, Granule granule, int pageEntries, int blockEntries, int walkEntries) {
         if (granule == null) throw PageTableException.invalidArgument("granule", null, "is null");
         if (Integer.bitCount(pageEntries) != 1 || pageEntries < 1) {
-            throw new IllegalArgumentException("pageEntries: " + pageEntries + " is not a power of two");
+            throw PageTableException.invalidArgument("pageEntries", (Object) pageEntries, "is not a power of two");
         }
         if (Integer.bitCount(blockEntries) != 1 || blockEntries < 1) {
-            throw new IllegalArgumentException("blockEntries: " + blockEntries + " is not a power of two");
+            throw PageTableException.invalidArgument("blockEntries", (Object) blockEntries, "is not a power of two");
         }
+        if (walkEntries != 0 && (Integer.bitCount(walkEntries) != 1 || walkEntries < 0)) {
+            throw PageTableException.invalidArgument("walkEntries", (Object) walkEntries, "is neither 0 nor a power of two");
+        }
+        this.walkEntries = walkEntries;
+        int wn = Math.max(walkEntries, 1); // a one-slot array that is never filled when off
+        for (int level = Granule.FIRST_LEVEL; level < Granule.LAST_LEVEL; level++) {
+            walk[level + 1] = new long[WALK_STRIDE * wn];
+        }
+        wm1 = walk[0]; w0 = walk[1]; w1 = walk[2]; w2 = walk[3];
+        wsm1 = granule.levelShift(-1); ws0 = granule.levelShift(0); ws1 = granule.levelShift(1); ws2 = granule.levelShift(2);
+        wmask = wn - 1;
         this.name = name;
         this.granule = granule;
         for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
@@ -127,6 +188,20 @@ public final class Tlb {
     public long fills() { return fills; }
     /** Fills that found an overlapping entry of another size for the same VMID. */
     public long conflicts() { return conflicts; }
+    /** Walk-cache entries per table level (0: no walk cache). */
+    public int walkEntries() { return walkEntries; }
+    /** Walks that started below the root thanks to a walk-cache entry. */
+    public long walkHits() { return walkHits; }
+    public long walkFills() { return walkFills; }
+    public boolean strict() { return strict; }
+
+    /**
+     * Strict replacement: a fill never evicts another entry (see the class comment). Off by
+     * default; checking runs turn it on so a missing TLBI cannot be hidden by an eviction.
+     */
+    public void setStrict(boolean strict) {
+        this.strict = strict;
+    }
 
     public long generation() {
         return (long) GEN.getVolatile(this);
@@ -217,15 +292,128 @@ public final class Tlb {
         checkConflict(vmid, addr, level, pte);
         long[] e = entries[level];
         int i = 2 * slot(addr, level);
+        long tag = tag(addr, shifts[level], vmid);
+        if (strict) {
+            long held = (long) LONGS.getAcquire(e, i);
+            if (held != 0 && held != tag) return false; // keep the older entry: see setStrict
+        }
         filledLevels |= 1 << level;
         e[i + 1] = pte;
-        LONGS.setVolatile(e, i, tag(addr, shifts[level], vmid));
+        LONGS.setVolatile(e, i, tag);
         if (generation() != walkGeneration) {
             LONGS.setVolatile(e, i, 0L);
             return false;
         }
         fills++;
         return true;
+    }
+
+    // ---- walk cache ------------------------------------------------------------------------------
+
+    /** Index of the tag for {@code addr} in a walk-cache level array with this shift. */
+    private int walkAt(long addr, int shift) {
+        return (int) ((addr >>> shift) & wmask) * WALK_STRIDE;
+    }
+
+    /**
+     * Looks the walk cache up for {@code addr} of {@code vmid}: the deepest level at or above
+     * {@code minLevel} holding a table descriptor for it, or -2. The descriptor is then
+     * {@link #cachedWalkPte}, the generation of the table frame it points to (when it was cached)
+     * {@link #cachedWalkGeneration}. Owner only; allocation-free.
+     */
+    public int walkLookup(int vmid, long addr, int minLevel) {
+        int filled = walkFilled;
+        if (filled == 0) return -2;
+        if ((filled & 8) != 0 && minLevel <= 2 && walkHolds(w2, ws2, addr, vmid)) return walkHit(w2, walkAt(addr, ws2), 2);
+        if ((filled & 4) != 0 && minLevel <= 1 && walkHolds(w1, ws1, addr, vmid)) return walkHit(w1, walkAt(addr, ws1), 1);
+        if ((filled & 2) != 0 && minLevel <= 0 && walkHolds(w0, ws0, addr, vmid)) return walkHit(w0, walkAt(addr, ws0), 0);
+        if ((filled & 1) != 0 && minLevel <= -1 && walkHolds(wm1, wsm1, addr, vmid)) return walkHit(wm1, walkAt(addr, wsm1), -1);
+        return -2;
+    }
+
+    private boolean walkHolds(long[] w, int shift, long addr, int vmid) {
+        return (long) LONGS.getAcquire(w, walkAt(addr, shift)) == tag(addr, shift, vmid);
+    }
+
+    private int walkHit(long[] w, int i, int level) {
+        walkHits++;
+        lastWalkPte = w[i + 1];
+        lastWalkGen = (int) w[i + 2];
+        return level;
+    }
+
+    /** Table descriptor of the entry the last successful {@link #walkLookup} found. */
+    public long cachedWalkPte() {
+        return lastWalkPte;
+    }
+
+    /** Generation of the table frame that descriptor pointed to when it was cached. */
+    public int cachedWalkGeneration() {
+        return lastWalkGen;
+    }
+
+    /**
+     * Caches the level-{@code level} table descriptor {@code pte} that a walk begun at generation
+     * {@code walkGeneration} read for {@code addr}; {@code frameGeneration} is the generation of
+     * the table frame it points to. Dropped, as a leaf fill is, if an invalidation ran meanwhile.
+     *
+     * @return whether the entry is cached
+     */
+    public boolean fillWalk(int vmid, long addr, int level, long pte, int frameGeneration, long walkGeneration) {
+        if (walkEntries == 0) return false;
+        if (level < Granule.FIRST_LEVEL || level >= Granule.LAST_LEVEL) {
+            throw PageTableException.invalidArgument("level", (Object) level, "is not a table level -1..2");
+        }
+        long[] w = walk[level + 1];
+        int shift = shifts(level);
+        int i = walkAt(addr, shift);
+        long tag = tag(addr, shift, vmid);
+        long held = (long) LONGS.getAcquire(w, i);
+        if (strict && held != 0 && held != tag) return false;
+        walkFilled |= 1 << (level + 1);
+        w[i + 1] = pte;
+        w[i + 2] = frameGeneration;
+        LONGS.setVolatile(w, i, tag);
+        if (generation() != walkGeneration) {
+            LONGS.setVolatile(w, i, 0L);
+            return false;
+        }
+        walkFills++;
+        return true;
+    }
+
+    private int shifts(int level) {
+        return granule.levelShift(level);
+    }
+
+    /** Visits cached walk entries (for checks at quiescent points). */
+    @FunctionalInterface
+    public interface WalkEntryVisitor {
+        /**
+         * @param base first address the entry covers (it spans {@code levelSize(level)})
+         * @param pte the cached level-{@code level} table descriptor
+         */
+        void entry(int vmid, int level, long base, long pte, int frameGeneration);
+    }
+
+    /** Calls {@code visitor} for every valid walk-cache entry (quiescent points, as {@link #forEachEntry}). */
+    public void forEachWalkEntry(WalkEntryVisitor visitor) {
+        for (int level = Granule.FIRST_LEVEL; level < Granule.LAST_LEVEL; level++) {
+            long[] w = walk[level + 1];
+            int shift = shifts(level);
+            for (int i = 0; i < w.length; i += WALK_STRIDE) {
+                long tag = (long) LONGS.getAcquire(w, i);
+                if (tag == 0) continue;
+                visitor.entry((int) ((tag >>> 1) & 0xFFFF), level, (tag >>> 17) << shift, w[i + 1], (int) w[i + 2]);
+            }
+        }
+    }
+
+    /** Number of valid walk-cache entries. */
+    public int walkSize() {
+        int n = 0;
+        for (long[] w : walk) for (int i = 0; i < w.length; i += WALK_STRIDE) if ((long) LONGS.getAcquire(w, i) != 0) n++;
+        return n;
     }
 
     /**
@@ -294,41 +482,64 @@ public final class Tlb {
         GEN.getAndAdd(this, 1L);
     }
 
-    /** Drops entries of {@code vmid} translating {@code addr} at any level. */
+    /** Level mask with every leaf level (bit {@code level + 1}, as {@link #invalidate}). */
+    public static final int ALL_LEAF_LEVELS = 0b11110;
+    /** Level mask with every walk-cache level -1..2. */
+    public static final int ALL_WALK_LEVELS = 0b01111;
+
+    /** Drops entries of {@code vmid} translating {@code addr} at any level, walk cache included. */
     public void invalidateAddress(int vmid, long addr) {
-        bump();
-        for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
-            int i = 2 * slot(addr, level);
-            long t = tag(addr, shifts[level], vmid);
-            LONGS.compareAndSet(entries[level], i, t, 0L);
-        }
+        invalidate(vmid, addr, 1, ALL_LEAF_LEVELS, ALL_WALK_LEVELS);
     }
 
-    /** Drops entries of {@code vmid} overlapping {@code [addr, addr + size)}. */
+    /** Drops entries of {@code vmid} overlapping {@code [addr, addr + size)}, walk cache included. */
     public void invalidateRange(int vmid, long addr, long size) {
+        invalidate(vmid, addr, size, ALL_LEAF_LEVELS, ALL_WALK_LEVELS);
+    }
+
+    /**
+     * The primitive behind every TLBI: drops the entries of {@code vmid} overlapping
+     * {@code [addr, addr + size)} whose level is in {@code leafLevels} (leaf entries) or
+     * {@code walkLevels} (walk-cache entries), bit {@code level + 1} per level. A size of one
+     * probes the address's slot per level; larger sizes scan the levels' arrays.
+     */
+    public void invalidate(int vmid, long addr, long size, int leafLevels, int walkLevels) {
         bump();
         long end = addr + size;
         for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
-            long[] t = entries[level];
-            int shift = shifts[level];
-            for (int i = 0; i < t.length; i += 2) {
-                long tag = (long) LONGS.getAcquire(t, i);
-                if (tag == 0 || ((tag >>> 1) & 0xFFFF) != vmid) continue;
-                long base = (tag >>> 17) << shift;
-                long top = base + (1L << shift);
-                if (base < end && top > addr) LONGS.compareAndSet(t, i, tag, 0L);
-            }
+            if ((leafLevels & (1 << (level + 1))) != 0) drop(entries[level], 2, shifts[level], vmid, addr, end, size == 1, slots[level] - 1);
+        }
+        if (walkEntries == 0) return;
+        for (int level = Granule.FIRST_LEVEL; level < Granule.LAST_LEVEL; level++) {
+            if ((walkLevels & (1 << (level + 1))) != 0) drop(walk[level + 1], WALK_STRIDE, shifts(level), vmid, addr, end, size == 1, wmask);
         }
     }
 
-    /** Drops every entry of {@code vmid}. */
+    /** Drops the entries of {@code vmid} in {@code t} (records of {@code stride} longs) overlapping [addr, end). */
+    private static void drop(long[] t, int stride, int shift, int vmid, long addr, long end, boolean one, int mask) {
+        if (one) {
+            LONGS.compareAndSet(t, (int) ((addr >>> shift) & mask) * stride, tag(addr, shift, vmid), 0L);
+            return;
+        }
+        for (int i = 0; i < t.length; i += stride) {
+            long tag = (long) LONGS.getAcquire(t, i);
+            if (tag == 0 || ((tag >>> 1) & 0xFFFF) != vmid) continue;
+            long base = (tag >>> 17) << shift;
+            long top = base + (1L << shift);
+            if (base < end && top > addr) LONGS.compareAndSet(t, i, tag, 0L);
+        }
+    }
+
+    /** Drops every entry of {@code vmid}, walk cache included. */
     public void invalidateVmid(int vmid) {
         bump();
-        for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
-            long[] t = entries[level];
-            for (int i = 0; i < t.length; i += 2) {
-                long tag = (long) LONGS.getAcquire(t, i);
-                if (tag != 0 && ((tag >>> 1) & 0xFFFF) == vmid) LONGS.compareAndSet(t, i, tag, 0L);
+        for (long[][] kind : new long[][][] {entries, walk}) {
+            int stride = kind == entries ? 2 : WALK_STRIDE;
+            for (long[] t : kind) {
+                for (int i = 0; i < t.length; i += stride) {
+                    long tag = (long) LONGS.getAcquire(t, i);
+                    if (tag != 0 && ((tag >>> 1) & 0xFFFF) == vmid) LONGS.compareAndSet(t, i, tag, 0L);
+                }
             }
         }
     }
@@ -339,9 +550,12 @@ public final class Tlb {
         for (long[] t : entries) {
             for (int i = 0; i < t.length; i += 2) LONGS.setVolatile(t, i, 0L);
         }
+        for (long[] w : walk) {
+            for (int i = 0; i < w.length; i += WALK_STRIDE) LONGS.setVolatile(w, i, 0L);
+        }
     }
 
-    /** Number of valid entries (for tests and reports). */
+    /** Number of valid leaf entries (for tests and reports; {@link #walkSize} counts the walk cache). */
     public int size() {
         int n = 0;
         for (long[] t : entries) for (int i = 0; i < t.length; i += 2) if ((long) LONGS.getAcquire(t, i) != 0) n++;

@@ -121,11 +121,7 @@ public final class TableImage {
     }
 
     private static void checkPaBits(Geometry g, int paBits) {
-        try {
-            Registers.psField(paBits);
-        } catch (IllegalArgumentException e) {
-            throw PageTableException.invalidArgument("pa-bits", (Object) paBits, "is not one of 32, 36, 40, 42, 44, 48, 52");
-        }
+        Registers.psField(paBits); // an argument error naming pa-bits for a size no PS value encodes
         if (g.oaFormat() == OutputAddressFormat.PA48 ? paBits > 48 : paBits != 52) {
             throw PageTableException.invalidArgument("pa-bits", (Object) paBits, g.oaFormat() == OutputAddressFormat.PA48
                     ? "exceeds the 48-bit output format PA48 (52-bit physical addresses need LPA2 or PA52_64K descriptors)"

@@ -98,7 +98,8 @@ class RegistersTest {
         int[] bits = {32, 36, 40, 42, 44, 48, 52};
         for (int i = 0; i < bits.length; i++) assertThat(Registers.psField(bits[i])).isEqualTo(i);
         assertThatThrownBy(() -> Registers.psField(46))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("pa-bits: 46 ");
+                .isInstanceOf(dev.ptlab.core.PageTableException.class).hasMessageStartingWith("pa-bits: 46 ")
+                .satisfies(e -> assertThat(((dev.ptlab.core.PageTableException) e).argument()).isEqualTo("pa-bits"));
     }
 
     @Test

@@ -49,12 +49,18 @@ class ProtocolMutationTest {
         final DroppingTlbi dropping = new DroppingTlbi(tlbs);
         final Stage2PageTable table;
         final MemCache cache = new MemCache(mem);
-        final Tlb tlb = new Tlb("cpu0", Granule.G4K);
+        final Tlb tlb;
         final Mmu mmu;
         final List<String> conflicts = new ArrayList<>();
 
         /** @param dropTlbis give the table {@link DroppingTlbi} instead of the real TLB system */
         Rig(boolean dropTlbis) {
+            this(dropTlbis, Tlb.DEFAULT_WALK_ENTRIES);
+        }
+
+        /** @param walkEntries the vCPU TLB's walk-cache entries per level (0: leaves only) */
+        Rig(boolean dropTlbis, int walkEntries) {
+            tlb = new Tlb("cpu0", Granule.G4K, 512, 64, walkEntries);
             TlbMaintenance t = dropTlbis ? dropping : tlbs;
             table = new Stage2PageTable(Geometry.stage2(Granule.G4K, 40), mem, t, VMID, 0);
             tlbs.register(tlb);
@@ -100,7 +106,9 @@ class ProtocolMutationTest {
     @Test
     void coalescingWithoutTheTableTlbiIsATlbConflict() {
         for (boolean drop : new boolean[] {false, true}) {
-            Rig r = new Rig(drop);
+            // Without a walk cache: with one, the walk trips over the cached level-2 table
+            // descriptor first (coalescingWithoutTheTableTlbiIsAWalkCacheUseAfterFree).
+            Rig r = new Rig(drop, 0);
             r.map(A, M2 - K4, P, Prot.RW, 0); // pages: a level-3 table
             assertThat(r.mmu.translate(A, Access.READ)).isEqualTo(P);
             assertThat(r.map(A, M2, P, Prot.RW, 0)).isEqualTo(Status.OK); // table -> block, BBM of the table entry
@@ -112,6 +120,34 @@ class ProtocolMutationTest {
             } else {
                 assertThat(r.conflicts).as("table TLBI dropped: the old page entry is still cached under the new block")
                         .containsExactly("L2 fill at 0x" + Long.toHexString(A + 5 * K4) + " over cached L3 at 0x" + Long.toHexString(A));
+            }
+        }
+    }
+
+    @Test
+    void coalescingWithoutTheTableTlbiIsAWalkCacheUseAfterFree() {
+        for (boolean drop : new boolean[] {false, true}) {
+            Rig r = new Rig(drop);
+            r.map(A, M2 - K4, P, Prot.RW, 0); // pages: a level-3 table
+            assertThat(r.mmu.translate(A, Access.READ)).isEqualTo(P); // caches the level-2 table descriptor
+            assertThat(r.tlb.walkSize()).as("level-1 and level-2 table descriptors").isEqualTo(2);
+            assertThat(r.map(A, M2, P, Prot.RW, 0)).isEqualTo(Status.OK); // table -> block; the level-3 table is freed
+            if (!drop) {
+                // The range TLBI over the table's span removed the walk entry: the walk reads the block.
+                assertThat(r.mmu.translate(A + 5 * K4, Access.READ)).isEqualTo(P + 5 * K4);
+                assertThat(TlbChecker.staleWalkEntries(r.table, r.tlb, VMID)).isEmpty();
+            } else {
+                List<TlbChecker.StaleWalk> stale = TlbChecker.staleWalkEntries(r.table, r.tlb, VMID);
+                String entry = "level-2 table descriptor 0x" + Long.toHexString(stale.get(0).cachedPte);
+                assertThat(stale).singleElement().asString()
+                        .startsWith("stale walk-cache entry in cpu0 (vmid 3) at 0x40000000 level 2: cached table descriptor")
+                        // The new 2M block: XN (bit 54, rw is not executable) | OA 0x80000000 | AF, SH inner,
+                        // S2AP rw, MemAttr normal WB (0x7fc) | valid with block type (bit 1 clear).
+                        .contains("the table now has a level-2 entry 0x400000800007fd")
+                        .contains("not by IPAS2LE1IS");
+                assertThatThrownBy(() -> r.mmu.translate(A + 5 * K4, Access.READ)).isInstanceOf(FrameAccessException.class)
+                        .hasMessageContaining("cpu0: MMU walk for 0x40005000 (vmid 3) used its walk-cache entry for the " + entry)
+                        .hasMessageContaining("was freed after it was cached");
             }
         }
     }

@@ -573,6 +573,10 @@ public final class StressRun {
             for (TlbChecker.StaleGrant g : TlbChecker.staleGrants(table, v.tlb, VMID)) {
                 if (report.staleGrants.size() < 100) report.staleGrants.add(g.toString());
             }
+            // The strict walk cache: every cached table descriptor is still the table's.
+            for (TlbChecker.StaleWalk w : TlbChecker.staleWalkEntries(table, v.tlb, VMID)) {
+                if (report.staleGrants.size() < 100) report.staleGrants.add(w.toString());
+            }
         }
         try {
             table.checkRefcounts();

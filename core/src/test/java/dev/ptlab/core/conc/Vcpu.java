@@ -87,6 +87,8 @@ public final class Vcpu {
         this.table = table;
         this.backing = backing;
         this.tlb = new Tlb("vcpu" + id, table.geometry().granule());
+        // Strict: no eviction, so an entry a protocol failed to invalidate stays to be found.
+        tlb.setStrict(true);
         tlbs.register(tlb);
         this.mmu = new Mmu(table.geometry(), table.memory(), tlb, table.rootPa(), table.vmid(), table.fwb(), hardwareAf);
         this.cache = new MemCache(table.memory());

@@ -55,14 +55,13 @@ class MmuAddressSizeTest {
 
     @Test
     void aNextLevelTableAtExactlyTwoToThePaBitsIsAnAddressSizeFault() {
-        // Table memory starting at 2^32: its first frame is the boundary frame.
-        PhysicalMemory mem = new PhysicalMemory(G4, 16L << 20, Granule.G4K, true);
-        long boundaryFrame = mem.allocate();
-        assertThat(boundaryFrame).isEqualTo(G4);
+        // Table memory ending its first two frames at 2^32: the concatenated root (2 frames, 8K
+        // aligned) fills [2^32 - 8K, 2^32), so the next frame handed out, the level-2 table, is
+        // exactly at 2^32.
+        PhysicalMemory mem = new PhysicalMemory(G4 - 2 * K4, 16L << 20, Granule.G4K, true);
         TlbSystem tlbs = new TlbSystem();
         Stage2PageTable table = new Stage2PageTable(Geometry.stage2(Granule.G4K, 40), mem, tlbs, 1, 0);
-        assertThat(table.rootPa()).isNotEqualTo(G4);
-        mem.free(boundaryFrame); // the next allocation hands it out again: the level-2 table
+        assertThat(table.rootPa()).isEqualTo(G4 - 2 * K4);
         MemCache cache = new MemCache(mem);
         cache.topUp(1);
         table.map(0, M2, 0x8000_0000L, Prot.R, cache); // a block: only the level-2 table is needed
@@ -71,5 +70,25 @@ class MmuAddressSizeTest {
         assertThat(t(mmu, 0x10)).as("the level-1 entry points at 2^32").isEqualTo(fault(FaultType.ADDRESS_SIZE, 1));
         Mmu wide = new Mmu(table.geometry(), mem, new Tlb("cpu1", Granule.G4K), table.rootPa(), 1, false, false, 36);
         assertThat(t(wide, 0x10)).isEqualTo(Fixture.describe(0x8000_0010L));
+    }
+
+    @Test
+    void aRootAtOrAboveTwoToThePaBitsIsAnAddressSizeFaultAtLevelZero() {
+        // The root at exactly 2^32; the block it maps would translate with a wider PS. The base
+        // register is checked before any descriptor is read (QEMU get_phys_addr_lpae: level 0),
+        // whatever the start level: here 1, and a block at the root level faults all the same.
+        PhysicalMemory mem = new PhysicalMemory(G4, 16L << 20, Granule.G4K, true);
+        TlbSystem tlbs = new TlbSystem();
+        Stage2PageTable table = new Stage2PageTable(Geometry.stage2(Granule.G4K, 40), mem, tlbs, 1, 0);
+        assertThat(table.rootPa()).isEqualTo(G4);
+        MemCache cache = new MemCache(mem);
+        cache.topUp(4);
+        table.map(G1, G1, 0x8000_0000L, Prot.R, cache); // a level-1 block in the root itself
+        Mmu mmu = new Mmu(table.geometry(), mem, new Tlb("cpu0", Granule.G4K), table.rootPa(), 1, false, false, 32);
+        assertThat(t(mmu, G1 + 0x10)).isEqualTo(fault(FaultType.ADDRESS_SIZE, 0));
+        assertThat(t(mmu, 0x10)).as("even where the root entry is invalid").isEqualTo(fault(FaultType.ADDRESS_SIZE, 0));
+        Mmu wide = new Mmu(table.geometry(), mem, new Tlb("cpu1", Granule.G4K), table.rootPa(), 1, false, false, 36);
+        assertThat(t(wide, G1 + 0x10)).isEqualTo(Fixture.describe(0x8000_0010L));
+        assertThat(t(wide, 0x10)).isEqualTo(fault(FaultType.TRANSLATION, 1));
     }
 }

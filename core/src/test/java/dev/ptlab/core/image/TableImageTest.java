@@ -361,11 +361,17 @@ class TableImageTest {
         // A table descriptor past the PA size: tables in the default 64G window with PS 32.
         Rig high = new Rig(Geometry.stage2(Granule.G4K, 32), MEM, 32);
         high.map(0x1000, K4, 0x8000_0000L, Prot.RW);
-        assertThat(show(high.mmu.translate(0x1000, Access.READ))).as("L2 table at 64G").isEqualTo("address-size@2");
+        // The root (VTTBR base) at 64G is checked first, before any descriptor: level 0.
+        assertThat(show(high.mmu.translate(0x1000, Access.READ))).as("root at 64G").isEqualTo("address-size@0");
+        // Hardware walking the exported image sees the tables below 4G and translates (the example).
+        Mmu exported = Mmu.overImage(TableImage.of(high.table, 0x5000_0000L, 32), new Tlb("hw", Granule.G4K));
+        assertThat(show(exported.translate(0x1000, Access.READ))).isEqualTo("0x80000000");
         assertThatThrownBy(() -> new Mmu(geo, r.mem, new Tlb("x", Granule.G4K), 0, 0, false, false, 52))
-                .hasMessage("pa-bits: 52 exceeds the 48-bit output format PA48");
+                .isInstanceOfSatisfying(PageTableException.class, e -> assertThat(e.argument()).isEqualTo("pa-bits"))
+                .hasMessage("pa-bits: 52 exceeds the 48-bit output format PA48 (EINVAL)");
         assertThatThrownBy(() -> new Mmu(geo, r.mem, new Tlb("x", Granule.G4K), 0, 0, false, false, 33))
-                .hasMessage("pa-bits: 33 is not one of 32, 36, 40, 42, 44, 48, 52");
+                .isInstanceOfSatisfying(PageTableException.class, e -> assertThat(e.argument()).isEqualTo("pa-bits"))
+                .hasMessage("pa-bits: 33 is not one of 32, 36, 40, 42, 44, 48, 52 (EINVAL)");
     }
 
     @Test
