@@ -56,8 +56,9 @@ public final class MemCache {
      * 7.1): nothing if the cache holds at least {@code min} frames; otherwise it is filled to its
      * {@link #capacity}, so the next few faults need no allocation. If memory runs out first, the
      * cache keeps what it got and the call succeeds if that is at least {@code min}, else fails
-     * with ENOMEM. A {@code min} above the capacity (the kernel WARNs and clamps it) fills to
-     * {@code min} here: ptlab's scenario lines and benches size one cache for a whole operation.
+     * with ENOMEM. A {@code min} above the capacity fills to {@code min} here (the kernel stops at
+     * its capacity and reports success with fewer than {@code min}, a caller bug there): ptlab's
+     * scenario lines and benches size one cache for a whole operation.
      * Counted in {@link #refills} when it allocated at least one frame.
      */
     public void topUp(int min) {
