@@ -278,4 +278,28 @@ class Stage2KernelFidelityTest {
         assertThat(catchThrowableOfType(PageTableException.class, () -> r.table.flushVmidRange(A, 0)).argument())
                 .isEqualTo("size");
     }
+
+    // ------------------------------------------------------------------------------------------
+    // the fault path's memory-cache top-up (kvm_mmu_topup_memory_cache)
+
+    @Test
+    void faultsToppingUpToTheMinimumRefillOnceFor33Tables() {
+        // A vCPU's fault loop on a 3-level 4K table: top up to the minimum, levels - 1 = 2, then
+        // map one page. Faults at A + k * 2M for k = 0..31 (all in one 1G region): the first
+        // needs an L2 and an L3 table, each later one a new L3 table: 33 tables. The first
+        // top-up fills the cache 0 -> 40; 40 - 33 = 7 >= 2 is left, so it never refills.
+        // Before (fill to min only): a refill whenever the cache fell below 2, i.e. 1 + 31.
+        OpsRig r = new OpsRig(Granule.G4K, 39, 0);
+        assertThat(r.table.geometry().levels()).isEqualTo(3);
+        MemCache vcpu = new MemCache(r.mem);
+        for (int k = 0; k < 32; k++) {
+            vcpu.topUp(r.table.geometry().levels() - 1);
+            r.table.map(A + k * M2, K4, P + k * M2, Prot.RW, vcpu, WalkFlags.FAULT);
+        }
+        assertThat(r.table.counters().tablesInstalled()).isEqualTo(33);
+        assertThat(vcpu.refills()).isEqualTo(1);
+        assertThat(vcpu.size()).isEqualTo(40 - 33);
+        vcpu.release();
+        r.table.checkRefcounts();
+    }
 }
