@@ -73,7 +73,7 @@ class OperationErrorTest {
     void relax() throws Exception {
         assertThat(error("stage2", "relax 0x1000")).isEqualTo(":2: relax is missing PROT; expected relax IPA PROT");
         assertThat(error("stage2", "relax 0x1000 rw+device")).isEqualTo(":2: relax PROT \"rw+device\" carries more than access "
-                + "rights (relax can only add rights, not change the memory type or software bits); expected letters r, w, x "
+                + "rights (relax changes access rights only, not the memory type or software bits); expected letters r, w, x "
                 + "(or px, ux) only, e.g. rw or rx");
         assertThat(error("stage2", "relax 0x1000 rq")).isEqualTo(":2: prot: \"rq\" has unknown permission 'q'; expected letters "
                 + "r, w, x (or px, ux), or none");

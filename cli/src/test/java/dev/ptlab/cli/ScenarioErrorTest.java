@@ -138,8 +138,9 @@ class ScenarioErrorTest {
                 .startsWith(":1: stage2 failed: physical memory [0x1000000000, 0x1000001000) has no 2 contiguous free frames")
                 .endsWith("(ENOMEM); expected the tables to fit in table memory (raise mem-size= on the table line)");
         assertThat(error("hyp", "map 0 2M 0 r", "map 0x1000 4K 0x5000 r"))
-                .startsWith(":3: map failed: at 0x1000 level 2: hyp map would replace the live mapping")
-                .endsWith("(EEXIST); expected no live mapping in the way (hyp map never replaces one: unmap it first)");
+                .startsWith(":3: map failed: at 0x1000 level 2: hyp map would need a table under the live block")
+                .endsWith("(EINVAL); expected VA, SIZE and PA aligned to the 4k granule and a prot the hyp table accepts,"
+                        + " and no live mapping in the way (hyp map never replaces one: unmap it first)");
     }
 
     @Test

@@ -82,7 +82,10 @@ final class TableCase {
     long top() { return g.iaLimit(); }
     long level(int l) { return g.granule().levelSize(l); }
 
-    /** Maps with the library (stage-2 replaces, hyp refuses to replace: false if it refused). */
+    /**
+     * Maps with the library (stage-2 replaces, hyp refuses to replace: false if it refused; a hyp
+     * refusal is EINVAL, as the kernel's hyp_map_walker, and keeps what it mapped before it).
+     */
     boolean map(long ia, long size, long pa, String prot) {
         try {
             if (stage2) {
@@ -93,7 +96,7 @@ final class TableCase {
             }
             return true;
         } catch (PageTableException e) {
-            if (e.errno() == Errno.EEXIST || e.errno() == Errno.ENOMEM) return false;
+            if ((!stage2 && e.errno() == Errno.EINVAL) || e.errno() == Errno.ENOMEM) return false;
             throw e;
         }
     }

@@ -37,7 +37,7 @@ class HostileArgumentsTest {
     void memCacheGiveBackAcceptsOnlyTheFrameItHandedOutLast() {
         PhysicalMemory m = mem(Granule.G4K, 1L << 20);
         Stage2PageTable s2 = new Stage2PageTable(Geometry.stage2(Granule.G4K, 40), m, new TlbSystem(), 1, 0);
-        MemCache c = new MemCache(m);
+        MemCache c = new MemCache(m, 4);
         c.topUp(4);
         long inUse = m.framesInUse();
 

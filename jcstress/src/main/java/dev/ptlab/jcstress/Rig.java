@@ -37,7 +37,7 @@ final class Rig {
     Rig(boolean checking) {
         mem = new PhysicalMemory(0x10_0000_0000L, 8 * K4, Granule.G4K, checking);
         table = new Stage2PageTable(Geometry.stage2(Granule.G4K, 39), mem, tlbs, VMID, 0);
-        cache = new MemCache(mem);
+        cache = new MemCache(mem, 3); // exactly 3 frames: the rig's memory is 8 frames
         cache.topUp(3);
         Tlb tlb = new Tlb("vcpu", Granule.G4K, 16, 16);
         tlbs.register(tlb);

@@ -164,7 +164,9 @@ public final class Machine {
         if (table instanceof Stage2PageTable) {
             stage2 = (Stage2PageTable) table;
             fwb = stage2.fwb();
-            cache = new MemCache(memory);
+            // Topped up before each command to that command's worst case (topUp below), not a
+            // vCPU's fault cache: capacity 1 keeps it at that bound instead of the kernel's 40.
+            cache = new MemCache(memory, 1);
         } else {
             hyp = (HypPageTable) table;
         }

@@ -50,6 +50,8 @@ final class MapLine extends ScenarioCommand {
         if (errno != Errno.EINVAL) return m.expectedByDefault(errno);
         return m.addrName() + ", SIZE and PA aligned" + m.toTheGranule() + " and a prot the " + TableDump.kind(m.geometry())
                 + " table accepts" + (m.stage2() != null && (m.spec().flags() & Stage2PageTable.IDMAP) != 0
-                        ? " (idmap table: PA equal to IPA)" : "");
+                        ? " (idmap table: PA equal to IPA)" : "")
+                // hyp map refuses a live conflict with EINVAL too (Linux 7.1-rc4 hyp_map_walker)
+                + (m.stage2() == null ? ", and no live mapping in the way (hyp map never replaces one: unmap it first)" : "");
     }
 }

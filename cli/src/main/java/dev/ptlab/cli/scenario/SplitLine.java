@@ -63,7 +63,9 @@ final class SplitLine extends RangeCommand {
         }
         int filled = m.framesFor(frames, null);
         Counts before = new Counts(m);
-        MemCache splitCache = new MemCache(m.memory());
+        // The eager-split cache's capacity is its minimum (as the kernel's split cache), so
+        // frames=N gives the split exactly N frames.
+        MemCache splitCache = new MemCache(m.memory(), Math.max(1, filled));
         String failure = null;
         try {
             splitCache.topUp(filled);

@@ -74,12 +74,20 @@ public final class HypDescriptor {
         return g.encodeAddress(tablePa) | Pte.TYPE_MASK;
     }
 
-    /** R (always), W unless read-only, X unless XN, and software bits. */
+    /**
+     * The kernel's {@code kvm_pgtable_hyp_pte_prot} (Linux 7.1-rc4): the software bits; for a
+     * valid entry also R for AP = RO, R and W for AP = RW (the two AP values hyp map writes; the
+     * other two give no rights), and execute unless XN. An invalid entry gives its software bits
+     * only. Execute decodes as {@code x} (PX and UX), the rights hyp map was given: this regime
+     * has one execute bit and no EL0, where the kernel (non-hVHE) reports it as PX alone.
+     */
     public static Prot prot(long pte) {
-        long bits = Prot.R_BIT;
-        if ((pte & AP_RDONLY) == 0) bits |= Prot.W_BIT;
+        long bits = pte & Prot.SW_MASK;
+        if (!Pte.isValid(pte)) return Prot.of(bits);
+        long ap = pte & AP_MASK;
+        if (ap == AP_RO) bits |= Prot.R_BIT;
+        else if (ap == AP_RW) bits |= Prot.R_BIT | Prot.W_BIT;
         if ((pte & XN) == 0) bits |= Prot.X_BITS;
-        bits |= pte & Prot.SW_MASK;
         return Prot.of(bits);
     }
 

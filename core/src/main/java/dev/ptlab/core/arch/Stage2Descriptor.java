@@ -41,12 +41,21 @@ public final class Stage2Descriptor {
     public static final long PERMS = S2AP_R | S2AP_W | XN_MASK;
 
     /**
-     * Leaf attribute bits for {@code prot}, following the kernel's rules: DEVICE and NORMAL_NC
-     * are exclusive, and neither may be executable.
+     * Leaf attribute bits for {@code prot} on a CPU with FEAT_XNX: {@link #attributes(Prot,
+     * boolean, OutputAddressFormat, boolean)} with {@code xnx} true.
+     */
+    public static long attributes(Prot prot, boolean fwb, OutputAddressFormat fmt) {
+        return attributes(prot, fwb, fmt, true);
+    }
+
+    /**
+     * Leaf attribute bits for {@code prot}, following the kernel's {@code stage2_set_prot_attr}
+     * (Linux 7.1-rc4): DEVICE and NORMAL_NC are exclusive, neither may be executable, and without
+     * FEAT_XNX ({@code xnx} false) the two execute rights must be equal.
      *
      * @throws PageTableException EINVAL naming the prot and the rule it breaks
      */
-    public static long attributes(Prot prot, boolean fwb, OutputAddressFormat fmt) {
+    public static long attributes(Prot prot, boolean fwb, OutputAddressFormat fmt, boolean xnx) {
         if (prot.device() && prot.normalNc()) {
             throw PageTableException.invalidArgument("prot", prot, "is invalid for stage-2: device and nc are exclusive");
         }
@@ -60,7 +69,7 @@ public final class Stage2Descriptor {
         long attr = memattr << MEMATTR_SHIFT;
         if (prot.readable()) attr |= S2AP_R;
         if (prot.writable()) attr |= S2AP_W;
-        attr |= xnFor(prot);
+        attr |= xnFor(prot, xnx);
         if (fmt.hasShareabilityField()) attr |= SH_INNER;
         attr |= AF;
         attr |= prot.swBits();
@@ -76,6 +85,22 @@ public final class Stage2Descriptor {
         return XN_NONE;
     }
 
+    /**
+     * {@link #xnFor(Prot)}, refusing what a CPU without FEAT_XNX cannot encode: XN[0] only exists
+     * with FEAT_XNX, so privileged and unprivileged execute must then agree. The kernel's
+     * {@code stage2_set_xn_attr} returns -EINVAL for {@code px != ux} when {@code ARM64_HAS_XNX}
+     * is absent (Linux 7.1-rc4); map, relax_perms and create_unlinked (split) all go through it.
+     *
+     * @throws PageTableException EINVAL naming the prot
+     */
+    public static long xnFor(Prot prot, boolean xnx) {
+        if (!xnx && prot.privExec() != prot.userExec()) {
+            throw PageTableException.invalidArgument("prot", prot, "is invalid without FEAT_XNX: privileged and"
+                    + " unprivileged execute (px, ux) cannot differ; give both (x) or neither");
+        }
+        return xnFor(prot);
+    }
+
     /** A valid leaf (block below level 3, page at level 3). */
     public static long leaf(Geometry g, long pa, long attr, int level) {
         return g.encodeAddress(pa) | (attr & (Pte.ATTR_LO | Pte.ATTR_HI)) | Pte.leafType(level);
@@ -86,16 +111,21 @@ public final class Stage2Descriptor {
         return g.encodeAddress(tablePa) | Pte.TYPE_MASK;
     }
 
-    /** Decodes R/W/PX/UX and software bits of a valid leaf (memory type is not decoded back, as in KVM). */
+    /**
+     * The kernel's {@code kvm_pgtable_stage2_pte_prot} (Linux 7.1-rc4): the software bits, and for
+     * a valid leaf also R/W from S2AP and PX/UX from XN. The memory type is not decoded back. An
+     * invalid entry gives its software bits only: its other bits are an owner id, an annotation
+     * or LOCKED, not permissions (decoding them would call an owner annotation executable).
+     */
     public static Prot prot(long pte) {
-        long bits = 0;
+        long bits = pte & Prot.SW_MASK;
+        if (!Pte.isValid(pte)) return Prot.of(bits);
         if ((pte & S2AP_R) != 0) bits |= Prot.R_BIT;
         if ((pte & S2AP_W) != 0) bits |= Prot.W_BIT;
         long xn = pte & XN_MASK;
         if (xn == 0) bits |= Prot.X_BITS;
         else if (xn == XN_EL0_ONLY) bits |= Prot.UX_BIT;
         else if (xn == XN_EL1_ONLY) bits |= Prot.PX_BIT;
-        bits |= pte & Prot.SW_MASK;
         return Prot.of(bits);
     }
 

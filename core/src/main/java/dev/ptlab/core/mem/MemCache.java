@@ -12,17 +12,38 @@ import dev.ptlab.core.PageTableException;
  * <p>Not thread-safe: each vCPU (or the exclusive caller) owns its cache.
  */
 public final class MemCache {
+    /**
+     * The kernel's {@code KVM_ARCH_NR_OBJS_PER_MEMORY_CACHE} on arm64 (asm/kvm_types.h): the
+     * capacity of a vCPU's memory cache.
+     */
+    public static final int DEFAULT_CAPACITY = 40;
+
     private final PhysicalMemory memory;
+    private final int capacity;
     private long[] frames = new long[16];
     private int count;
     private long refills;
 
+    /** A cache of {@link #DEFAULT_CAPACITY} frames, as a vCPU's. */
     public MemCache(PhysicalMemory memory) {
+        this(memory, DEFAULT_CAPACITY);
+    }
+
+    /**
+     * A cache that a top-up fills to {@code capacity} frames (the eager-split cache's capacity is
+     * its minimum, the frames one split chunk needs).
+     */
+    public MemCache(PhysicalMemory memory, int capacity) {
         if (memory == null) throw new IllegalArgumentException("memory: null");
+        if (capacity < 1) throw PageTableException.invalidArgument("capacity", (Object) capacity, "is not positive");
         this.memory = memory;
+        this.capacity = capacity;
     }
 
     public PhysicalMemory memory() { return memory; }
+
+    /** Frames a top-up fills the cache to (when {@code min} is not larger). */
+    public int capacity() { return capacity; }
 
     /** Frames available. */
     public int size() { return count; }
@@ -31,24 +52,37 @@ public final class MemCache {
     public long refills() { return refills; }
 
     /**
-     * Fills the cache up to {@code min} frames from physical memory. When memory runs out first,
-     * the cache keeps what it got and the call fails with ENOMEM.
+     * The kernel's {@code kvm_mmu_topup_memory_cache} (virt/kvm/kvm_main.c, unchanged in Linux
+     * 7.1): nothing if the cache holds at least {@code min} frames; otherwise it is filled to its
+     * {@link #capacity}, so the next few faults need no allocation. If memory runs out first, the
+     * cache keeps what it got and the call succeeds if that is at least {@code min}, else fails
+     * with ENOMEM. A {@code min} above the capacity fills to {@code min} here (the kernel stops at
+     * its capacity and reports success with fewer than {@code min}, a caller bug there): ptlab's
+     * scenario lines and benches size one cache for a whole operation.
+     * Counted in {@link #refills} when it allocated at least one frame.
      */
     public void topUp(int min) {
         if (min < 0) throw PageTableException.invalidArgument("min", (Object) min, "is negative");
         if (count >= min) return;
-        if (frames.length < min) {
+        int target = Math.max(min, capacity);
+        if (frames.length < target) {
             // Never grow the array past what memory can fill: topUp(Integer.MAX_VALUE) on a small
             // memory must end in ENOMEM, not in the JVM's OutOfMemoryError.
             long fillable = (long) count + memory.frameCount() - memory.framesInUse() + 1;
-            int length = (int) Math.min(Math.max(min, (long) frames.length * 2), Math.max(fillable, frames.length));
+            int length = (int) Math.min(Math.max(target, (long) frames.length * 2), Math.max(fillable, frames.length));
             frames = java.util.Arrays.copyOf(frames, length);
         }
         refills++;
-        while (count < min) {
+        while (count < target) {
             // Allocate before touching count: in "frames[count++] = allocate()" the index (and its
             // increment) is evaluated first, so an ENOMEM would leave a phantom zero entry behind.
-            long pa = memory.allocate();
+            long pa;
+            try {
+                pa = memory.allocate();
+            } catch (PageTableException e) {
+                if (e.errno() == Errno.ENOMEM && count >= min) return; // enough for this caller
+                throw e;
+            }
             if (count == frames.length) frames = java.util.Arrays.copyOf(frames, frames.length + 1);
             frames[count++] = pa;
         }

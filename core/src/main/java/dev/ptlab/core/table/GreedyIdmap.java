@@ -37,7 +37,9 @@ import dev.ptlab.core.walk.WalkPolicy;
  * <h2>Algorithm</h2>
  * <ol>
  *   <li><b>Clip.</b> Take the first level from the start level down, among the levels that may
- *       hold a leaf, whose aligned block around {@code addr} lies inside the range. Testing
+ *       hold a leaf, whose aligned block around {@code addr} lies inside the range; if none does
+ *       (the range holds less than the page around {@code addr}), the page (level 3), as
+ *       Linux 7.1-rc4 does. Testing
  *       {@link Geometry#leafAllowed} at the level being chosen matters: pKVM's
  *       {@code host_stage2_adjust_range} had to be fixed (2025) to test block support of the
  *       current level rather than the next, or it could pick a span no leaf can hold (a 512G
@@ -107,8 +109,8 @@ final class GreedyIdmap {
      * Finds the block to map without changing the table.
      *
      * @throws PageTableException EINVAL for bad arguments (not an IDMAP table, null or invalid
-     *     prot, null range, addr outside range, no whole page around addr inside range); ERANGE if
-     *     range leaves the IPA space; EPERM if addr's own page overlaps a pinned entry
+     *     prot, null range, addr outside range); ERANGE if range leaves the IPA space; EPERM if
+     *     addr's own page overlaps a pinned entry
      */
     static Plan plan(Stage2PageTable table, long addr, Prot prot, AddressRange range) {
         table.checkLive();
@@ -117,11 +119,10 @@ final class GreedyIdmap {
 
         int level = initialLevel(g, addr, range);
         if (level == NONE) {
-            long page = g.granule().pageSize();
-            long p = addr & -page;
-            throw PageTableException.invalidArgument("range", range, "does not hold the whole " + g.granule().label()
-                    + " page [0x" + Long.toHexString(p) + ", 0x" + Long.toHexString(p + page) + ") around addr 0x"
-                    + Long.toHexString(addr) + ", so no leaf can be placed");
+            // Linux 7.1-rc4's host_stage2_adjust_range takes the level-3 page around addr when no
+            // larger block fits, even if the range does not hold that page whole (it replaced a
+            // WARN and -EINVAL): the fault's own page is always mappable.
+            level = Granule.LAST_LEVEL;
         }
         PinFinder finder = new PinFinder(attr & COMPAT_MASK);
         int maxScans = g.levels();
@@ -158,7 +159,7 @@ final class GreedyIdmap {
                             + Integer.toHexString(table.tableFlags()));
         }
         if (prot == null) throw PageTableException.invalidArgument("prot", "null", "is required");
-        long attr = Stage2Descriptor.attributes(prot, table.fwb(), g.oaFormat()); // EINVAL naming prot
+        long attr = table.leafAttributes(prot); // EINVAL naming prot
         if (range == null) throw PageTableException.invalidArgument("range", "null", "is required");
         long limit = g.iaLimit();
         if (range.start() < 0 || range.end() > limit) {

@@ -20,9 +20,9 @@ import dev.ptlab.core.walk.WalkPolicy;
 
 /**
  * The hypervisor's own EL2 stage-1 table. Simpler rules than stage-2: map never replaces a live
- * mapping (only software bits may change), unmap stops at the first hole and never splits a
- * block, and tables come straight from physical memory (no memory cache). Counted entries are
- * the valid ones.
+ * mapping (only software bits may change; a conflict stops the walk with EINVAL, as the kernel's
+ * {@code hyp_map_walker}), unmap stops at the first hole and never splits a block, and tables come
+ * straight from physical memory (no memory cache). Counted entries are the valid ones.
  */
 public final class HypPageTable extends PageTable {
 
@@ -62,12 +62,19 @@ public final class HypPageTable extends PageTable {
     }
 
     /**
-     * Maps {@code [va, va + size)} to {@code [pa, pa + size)} with the largest leaves that fit.
-     * Checks the whole range first, so a conflict with a live mapping changes nothing.
+     * Maps {@code [va, va + size)} to {@code [pa, pa + size)} with the largest leaves that fit,
+     * in address order as the kernel's {@code kvm_pgtable_hyp_map} (Linux 7.1-rc4): there is no
+     * check of the whole range first, so when it stops at a conflict the mappings it made before
+     * that point stay. A live entry that only differs in software bits is updated in place.
      *
-     * @throws PageTableException EEXIST if a live mapping in the range would change (other than
-     *     in software bits) or a block would have to be split; ENOMEM if physical memory runs out
-     *     (mappings made before that point stay, the table is consistent)
+     * <p>Deliberate difference: where a live block would need a table under it (a smaller or
+     * different mapping inside it), the kernel stores a new table over the live leaf without
+     * break-before-make; ptlab refuses with EINVAL instead and leaves the block as it is.
+     *
+     * @throws PageTableException EINVAL if a live page would change (other than in software
+     *     bits; the kernel WARNs and returns -EINVAL) or a live block would need a table under
+     *     it; ENOMEM if physical memory runs out. Either way the mappings made before that point
+     *     stay and the table is consistent
      */
     public void map(long va, long size, long pa, Prot prot) {
         checkUsable("map");
@@ -76,33 +83,23 @@ public final class HypPageTable extends PageTable {
         checkSize(size);
         checkPa(pa, size);
         long attr = HypDescriptor.attributes(prot, geometry.oaFormat());
-        // One write-locked section for the check and the map, so the check stays true.
-        mmuLock.writeLock();
+        HypMapVisitor v = new HypMapVisitor(pa, attr);
         try {
-            HypMapVisitor check = new HypMapVisitor(pa, attr, true);
-            walk(va, size, check, WalkFlags.LEAF, WalkPolicy.RANGE);
-            HypMapVisitor v = new HypMapVisitor(pa, attr, false);
-            try {
-                walk(va, size, v, WalkFlags.LEAF, WalkPolicy.RANGE);
-            } finally {
-                counters.leavesInstalled.add(v.leaves);
-                counters.tablesInstalled.add(v.tables);
-            }
+            walk(va, size, v, WalkFlags.LEAF, WalkPolicy.RANGE);
         } finally {
-            mmuLock.writeUnlock();
+            counters.leavesInstalled.add(v.leaves);
+            counters.tablesInstalled.add(v.tables);
         }
     }
 
     final class HypMapVisitor implements Visitor {
         final long basePa;
         final long attr;
-        final boolean dryRun;
         long leaves, tables;
 
-        HypMapVisitor(long basePa, long attr, boolean dryRun) {
+        HypMapVisitor(long basePa, long attr) {
             this.basePa = basePa;
             this.attr = attr;
-            this.dryRun = dryRun;
         }
 
         @Override
@@ -115,22 +112,22 @@ public final class HypPageTable extends PageTable {
             boolean fits = geometry.leafAllowed(level) && leafFitsAt(addr, phys, span, ctx.end());
             if (fits) {
                 long pte = HypDescriptor.leaf(geometry, phys, attr, level);
-                if (Pte.isValid(old)) {
-                    if (((old ^ pte) & ~Pte.SW_BITS) != 0) throw conflict(ctx, pte);
-                    if (!dryRun && old != pte) ctx.trySet(pte);
+                if (!Pte.isValid(old)) {
+                    ctx.getRef();
+                    ctx.publish(pte);
+                    leaves++;
                     return Status.OK;
                 }
-                if (dryRun) return Status.OK;
-                ctx.getRef();
-                ctx.publish(pte);
-                leaves++;
-                return Status.OK;
+                if (((old ^ pte) & ~Pte.SW_BITS) == 0) {
+                    // Identical, or only software bits differ (ignored by hardware): no TLBI.
+                    if (old != pte) ctx.trySet(pte);
+                    return Status.OK;
+                }
+                // Otherwise the kernel WARNs and treats the leaf as not fitting: below.
+                if (level == Granule.LAST_LEVEL) throw livePage(ctx, pte);
+                throw liveBlock(ctx);
             }
-            if (Pte.isValid(old)) {
-                // A live block that only partly matches: hyp map never splits live mappings.
-                throw conflict(ctx, 0);
-            }
-            if (dryRun) return Status.OK;
+            if (Pte.isValid(old)) throw liveBlock(ctx); // a smaller mapping inside a live block
             if (level == Granule.LAST_LEVEL) {
                 throw new PageTableException(Errno.EINVAL, addr, level, "no leaf fits at the last level");
             }
@@ -142,9 +139,18 @@ public final class HypPageTable extends PageTable {
             return Status.OK;
         }
 
-        private PageTableException conflict(VisitContext ctx, long wanted) {
-            return new PageTableException(Errno.EEXIST, ctx.addr(), ctx.level(), "hyp map would replace the live mapping 0x"
-                    + Long.toHexString(ctx.old()) + (wanted != 0 ? " with 0x" + Long.toHexString(wanted) : " (block would need splitting)"));
+        /** The kernel's WARN + -EINVAL at the last level (hyp_map_walker). */
+        private PageTableException livePage(VisitContext ctx, long wanted) {
+            return new PageTableException(Errno.EINVAL, ctx.addr(), ctx.level(), "hyp map would replace the live page 0x"
+                    + Long.toHexString(ctx.old()) + " with 0x" + Long.toHexString(wanted)
+                    + "; hyp map never replaces live mappings (mappings before this address were made)");
+        }
+
+        /** Where the kernel would store a table over the live block; ptlab refuses. */
+        private PageTableException liveBlock(VisitContext ctx) {
+            return new PageTableException(Errno.EINVAL, ctx.addr(), ctx.level(), "hyp map would need a table under the live"
+                    + " block 0x" + Long.toHexString(ctx.old()) + "; the kernel's hyp_map_walker stores one over the live"
+                    + " leaf without break-before-make, ptlab refuses (mappings before this address were made)");
         }
     }
 

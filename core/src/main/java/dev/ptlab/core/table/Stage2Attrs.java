@@ -2,6 +2,7 @@ package dev.ptlab.core.table;
 
 import dev.ptlab.core.PageTableException;
 import dev.ptlab.core.arch.BreakBeforeMake;
+import dev.ptlab.core.arch.MemAttr;
 import dev.ptlab.core.arch.Prot;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.arch.Stage;
@@ -38,6 +39,13 @@ final class Stage2Attrs implements LeafRunVisitor {
     final long clear;
     Status last = Status.NOT_MAPPED;
     long lastPte;
+    /** The last valid leaf visited as it was before this update (lastPte is after it). */
+    long before;
+    /**
+     * relaxPerms' request: if it has execute rights, a leaf that is not Normal write-back memory
+     * is refused (EINVAL) before it changes. Null for the other updates.
+     */
+    Prot refuseExecOn;
     int lastLevel = TlbMaintenance.LEVEL_UNKNOWN;
     long updates;
     private final CacheMaintenanceBatch cmo;
@@ -57,14 +65,19 @@ final class Stage2Attrs implements LeafRunVisitor {
      *     break-before-make (nothing is changed)
      */
     static Stage2Attrs updateLeafAttrs(Stage2PageTable t, long addr, long size, long set, long clear, int flags) {
-        BreakBeforeMake.checkExemptUpdate(Stage.STAGE2, set, clear);
         Stage2Attrs v = new Stage2Attrs(t, set, clear);
-        try {
-            t.walk(Walk.range(addr, size).flags(flags | WalkFlags.LEAF), v);
-        } finally {
-            v.flushCounts();
-        }
+        v.walkRange(addr, size, flags);
         return v;
+    }
+
+    /** The walk of {@link #updateLeafAttrs} with this visitor (whose fields may be set first). */
+    private void walkRange(long addr, long size, int flags) {
+        BreakBeforeMake.checkExemptUpdate(Stage.STAGE2, set, clear);
+        try {
+            table.walk(Walk.range(addr, size).flags(flags | WalkFlags.LEAF), this);
+        } finally {
+            flushCounts();
+        }
     }
 
     static void wrprotect(Stage2PageTable t, long ipa, long size) {
@@ -87,25 +100,45 @@ final class Stage2Attrs implements LeafRunVisitor {
         if ((prot.bits() & ~(Prot.R_BIT | Prot.W_BIT | Prot.X_BITS)) != 0) {
             throw PageTableException.invalidArgument("prot", prot, "is invalid for relaxPerms: only r, w and x rights may be given");
         }
-        // Only adds rights, as KVM's relax_perms: without execute rights in prot the execute field
-        // is left alone. (Removing execute here would need a broadcast TLBI, not the local one.)
-        boolean exec = (prot.bits() & Prot.X_BITS) != 0;
-        long set = exec ? Stage2Descriptor.xnFor(prot) : 0;
-        long clear = exec ? Stage2Descriptor.XN_MASK : 0;
+        // As kvm_pgtable_stage2_relax_perms (Linux 7.1-rc4): R and W are only ever added, but the
+        // XN field is rewritten to exactly the execute rights asked for (stage2_set_xn_attr, which
+        // also refuses px != ux without FEAT_XNX), so relaxing an executable leaf with rw makes it
+        // non-executable.
+        long set = Stage2Descriptor.xnFor(prot, t.xnx());
+        long clear = Stage2Descriptor.XN_MASK;
         if (prot.readable()) set |= Stage2Descriptor.S2AP_R;
         if (prot.writable()) set |= Stage2Descriptor.S2AP_W;
         long page = t.geometry.granule().pageSize();
+        long addr = ipa & -page;
         t.lockFor(flags);
         try {
-            Stage2Attrs v = updateLeafAttrs(t, ipa & -page, page, set, clear, flags);
-            if (v.last == Status.OK || v.last == Status.RACED) {
-                t.tlbi.flushVmidIpaLocal(local, t.vmid(), ipa & -page,
+            Stage2Attrs v = new Stage2Attrs(t, set, clear);
+            // The kernel's caller (user_mem_abort) refuses an exec fault on device or
+            // non-cacheable memory with -ENOEXEC before it relaxes; ptlab's operation refuses it
+            // itself, so relax cannot make a state map refuses.
+            v.refuseExecOn = prot;
+            v.walkRange(addr, page, flags);
+            if (v.last == Status.OK && (execRights(v.before) & ~execRights(v.lastPte)) != 0) {
+                // Deliberate difference: the kernel keeps its local TLBI even when the rewrite took
+                // an execute right away (other CPUs then keep a stale, more permissive entry).
+                // ptlab never takes a right away under a local-only TLBI: broadcast, by IPA at
+                // the leaf's level, as any downgrade of a live entry needs.
+                t.tlbi.flushVmidIpa(t.vmid(), addr, v.lastLevel);
+            } else {
+                // OK, RACED or NOT_MAPPED: the kernel flushes locally on success and on -EAGAIN,
+                // which a not-mapped entry gives too; the level is only known after a success.
+                t.tlbi.flushVmidIpaLocal(local, t.vmid(), addr,
                         v.last == Status.OK ? v.lastLevel : TlbMaintenance.LEVEL_UNKNOWN);
             }
             return v.last;
         } finally {
             t.unlockFor(flags);
         }
+    }
+
+    /** The execute rights of a valid stage-2 leaf, as {@link Prot} bits (PX, UX). */
+    private static long execRights(long pte) {
+        return Stage2Descriptor.prot(pte).bits() & Prot.X_BITS;
     }
 
     static boolean testClearYoung(Stage2PageTable t, long ipa, long size, boolean mkold) {
@@ -146,8 +179,10 @@ final class Stage2Attrs implements LeafRunVisitor {
             last = Pte.isLocked(old) ? Status.RACED : Status.NOT_MAPPED;
             return last;
         }
+        if (refuseExecOn != null && refuseExecOn.anyExec()) checkExecutableMemory(ctx, old);
         lastLevel = ctx.level();
         lastPte = old;
+        before = old;
         long next = (old & ~clear) | set;
         if (next != old) {
             if (!Stage2Descriptor.isExecutable(old) && Stage2Descriptor.isExecutable(next)) {
@@ -163,6 +198,16 @@ final class Stage2Attrs implements LeafRunVisitor {
         }
         last = Status.OK;
         return Status.OK;
+    }
+
+    /** EINVAL if {@code old} maps memory that must not be executable (device, non-cacheable). */
+    private void checkExecutableMemory(VisitContext ctx, long old) {
+        MemAttr type = Stage2Descriptor.memAttr(old, table.fwb());
+        if (type != MemAttr.NORMAL_WB) {
+            throw PageTableException.invalidArgument("prot", refuseExecOn, "is invalid for the leaf at ipa 0x"
+                    + Long.toHexString(ctx.entryBase()) + ": its memory type " + type
+                    + " cannot be executable (the entry is unchanged)");
+        }
     }
 
     /** Runs of valid leaves in exclusive walks, when no I-cache maintenance can be due. */

@@ -64,7 +64,7 @@ final class Stage2Map extends Stage2Installer implements LeafRunVisitor {
             throw PageTableException.invalidArgument("pa", pa, "differs from ipa 0x" + Long.toHexString(ipa)
                     + " in an identity-mapped table");
         }
-        long attr = Stage2Descriptor.attributes(prot, t.fwb(), t.geometry.oaFormat());
+        long attr = t.leafAttributes(prot); // EINVAL naming prot (memory type, FEAT_XNX)
         ForcePteCallback cb = t.forcePteCallback;
         boolean forcePte = cb != null && cb.forcePages(ipa, ipa + size, prot);
         Stage2Map v = new Stage2Map(t, pa, attr, cache, forcePte);

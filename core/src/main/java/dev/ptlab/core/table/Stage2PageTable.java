@@ -6,6 +6,7 @@ import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.arch.Prot;
 import dev.ptlab.core.arch.Registers;
 import dev.ptlab.core.arch.Stage;
+import dev.ptlab.core.arch.Stage2Descriptor;
 import dev.ptlab.core.hw.Tlb;
 import dev.ptlab.core.hw.TlbMaintenance;
 import dev.ptlab.core.mem.CacheMaintenance;
@@ -82,6 +83,16 @@ public final class Stage2PageTable extends PageTable {
     public int vmid() { return vmid; }
     public boolean fwb() { return fwb; }
     public int tableFlags() { return tableFlags; }
+    /** Whether the CPU has FEAT_XNX (no {@link #NO_XNX} flag): px and ux may then differ. */
+    public boolean xnx() { return (tableFlags & NO_XNX) == 0; }
+
+    /**
+     * Leaf attributes for {@code prot} under this table's FWB and FEAT_XNX (the kernel's
+     * {@code stage2_set_prot_attr}); what map, create-unlinked, split and idmapGreedy install.
+     */
+    long leafAttributes(Prot prot) {
+        return Stage2Descriptor.attributes(prot, fwb, geometry.oaFormat(), xnx());
+    }
 
     public CoalescePolicy coalescePolicy() { return coalescePolicy; }
 
@@ -214,16 +225,26 @@ public final class Stage2PageTable extends PageTable {
     }
 
     /**
-     * Adds the read/write rights in {@code prot} to the leaf translating {@code ipa}; if
-     * {@code prot} has execute rights, sets the execute field to them (else leaves it alone).
-     * Rights are never taken away, which is what makes the local TLBI enough. Then a local TLBI on {@code local}: only the faulting CPU can hold the stale,
-     * more restrictive entry that made it fault; other CPUs fault and fix themselves.
+     * The kernel's {@code kvm_pgtable_stage2_relax_perms} (Linux 7.1-rc4): adds the read/write
+     * rights in {@code prot} to the leaf translating {@code ipa} (never removes them) and sets its
+     * execute field to exactly the execute rights in {@code prot}, so {@code rw} on an executable
+     * leaf makes it non-executable. Then a local TLBI on {@code local}: only the faulting CPU can
+     * hold the stale, more restrictive entry that made it fault; other CPUs fault and fix
+     * themselves. The local TLBI is also issued for NOT_MAPPED and RACED (level unknown), as the
+     * kernel does on -EAGAIN.
+     *
+     * <p>Deliberate difference: when the rewrite takes an execute right away, ptlab invalidates
+     * by IPA with a broadcast TLBI at the leaf's level instead (the kernel keeps the local one),
+     * so no CPU keeps a right the entry no longer grants.
      *
      * @param flags walk flags: {@code SHARED} and {@code HANDLE_FAULT} ({@link WalkFlags#FAULT},
      *     the fault path), nothing else (EINVAL, "flags")
      * @param local the faulting CPU's TLB (null: none to invalidate)
      * @return OK, NOT_MAPPED (no valid leaf), or RACED (changed or locked by another walker)
-     * @throws PageTableException EINVAL if {@code prot} carries anything but R/W/X rights
+     * @throws PageTableException EINVAL if {@code prot} carries anything but R/W/X rights, has
+     *     {@code px != ux} on a {@link #NO_XNX} table, or has execute rights and the leaf is
+     *     device or non-cacheable memory (the kernel's fault path refuses that with -ENOEXEC);
+     *     the entry is then unchanged and no TLBI is issued
      */
     public Status relaxPerms(long ipa, Prot prot, int flags, Tlb local) {
         return Stage2Attrs.relaxPerms(this, ipa, prot, flags, local);
@@ -276,14 +297,17 @@ public final class Stage2PageTable extends PageTable {
     }
 
     /**
-     * Eager split: every block in the range becomes a subtree mapping exactly what it mapped
-     * (same output addresses and attributes), built off-table and swapped in with
-     * break-before-make. A block is split fully to pages when {@code cache} holds enough frames
+     * Eager split: every block in the range becomes a subtree mapping the same output addresses,
+     * built off-table and swapped in with break-before-make. As the kernel's split walker, the
+     * pages are rebuilt from the block's prot ({@link Stage2Descriptor#prot}: R/W, PX/UX and
+     * software bits), so they are Normal memory with AF set whatever the block's memory type and
+     * AF were (the kernel only splits dirty-logged RAM, mapped Normal). A block is split fully to pages when {@code cache} holds enough frames
      * ({@link #framesForFullSplit}), otherwise into one level of smaller blocks, which the walk
      * then visits and splits further while frames last.
      *
-     * @throws PageTableException ENOMEM when not even one table can be built; the table stays
-     *     valid (blocks split so far stay split)
+     * @throws PageTableException ENOMEM when not even one table can be built; EINVAL (prot) for a
+     *     block whose execute rights differ on a table flagged {@link #NO_XNX}; either way the
+     *     table stays valid (blocks split so far stay split)
      */
     public void split(long ipa, long size, MemCache cache) {
         Stage2Split.split(this, ipa, size, cache);
@@ -300,7 +324,8 @@ public final class Stage2PageTable extends PageTable {
      * larger than the result is shrunk by {@link #map} as usual (the rest of it refaults).
      *
      * @param addr the address to cover (need not be page-aligned)
-     * @param range the most that may be mapped; whole pages inside it only
+     * @param range the most that may be mapped; when it holds less than the page around
+     *     {@code addr}, that page is mapped anyway (the Linux 7.1-rc4 fallback to level 3)
      * @return the range actually mapped: one aligned block (or page) containing {@code addr}
      * @throws PageTableException EINVAL for bad arguments, ERANGE if {@code range} leaves the IPA
      *     space, EPERM if {@code addr}'s own page is covered by an incompatible mapping or an
@@ -355,13 +380,43 @@ public final class Stage2PageTable extends PageTable {
         int level = ctx.level();
         if (Pte.isTable(old, level)) {
             // Every leaf under the table may be cached: invalidate its whole span.
-            if ((tableFlags & RANGE_TLBI) != 0) {
-                tlbi.flushVmidRange(vmid, ctx.entryBase(), ctx.entrySpan());
-            } else {
-                tlbi.flushVmid(vmid);
-            }
+            flushVmidRange(ctx.entryBase(), ctx.entrySpan());
         } else if (Pte.isValid(old)) {
             tlbi.flushVmidIpa(vmid, ctx.entryBase(), level);
+        }
+    }
+
+    /**
+     * The kernel's {@code MAX_TLBI_RANGE_PAGES} ({@code __TLBI_RANGE_PAGES(31, 3)} = 32 * 2^16,
+     * arch/arm64/include/asm/tlbflush.h): the most pages one range-TLBI call may cover.
+     */
+    public static final long MAX_TLBI_RANGE_PAGES = 1L << 21;
+
+    /**
+     * Invalidates every stage-2 translation of this VMID in {@code [ipa, ipa + size)}, as the
+     * kernel's {@code kvm_tlb_flush_vmid_range} (Linux 7.1-rc4) does: without {@link #RANGE_TLBI}
+     * one VMID-wide invalidation; with it, range invalidations of at most
+     * {@link #MAX_TLBI_RANGE_PAGES} pages each, in address order (so 16 GiB at 4K is two). Used
+     * by unmap's deferred flush and by table breaks; callers outside (dirty-log enable) use it for
+     * the same rule. Takes no lock: a TLBI changes no table entry.
+     *
+     * @throws PageTableException EINVAL for an unaligned or empty range (it is not checked against
+     *     the IPA space: invalidating addresses nothing maps is harmless)
+     */
+    public void flushVmidRange(long ipa, long size) {
+        checkRange("ipa", ipa, size);
+        if ((tableFlags & RANGE_TLBI) == 0) {
+            tlbi.flushVmid(vmid);
+            return;
+        }
+        int shift = Long.numberOfTrailingZeros(geometry.granule().pageSize());
+        long pages = size >>> shift;
+        long addr = ipa;
+        while (pages > 0) {
+            long n = Math.min(pages, MAX_TLBI_RANGE_PAGES);
+            tlbi.flushVmidRange(vmid, addr, n << shift);
+            addr += n << shift;
+            pages -= n;
         }
     }
 

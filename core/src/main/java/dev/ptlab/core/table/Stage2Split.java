@@ -45,7 +45,7 @@ final class Stage2Split implements LeafRunVisitor {
                     + Long.toHexString(span));
         }
         t.checkPa(pa, span);
-        long attr = Stage2Descriptor.attributes(prot, t.fwb(), t.geometry.oaFormat());
+        long attr = t.leafAttributes(prot);
         return buildUnlinked(t, pa, level, attr, cache, forcePte, 0);
     }
 
@@ -120,9 +120,13 @@ final class Stage2Split implements LeafRunVisitor {
                     "splitting a block needs at least one table frame and the memory cache is empty");
         }
         boolean full = cache.size() >= need;
-        // The block's own attribute bits (not re-derived from a prot): every page of the
-        // subtree translates exactly as the block did, memory type and AF included.
-        long attr = old & (Pte.ATTR_LO | Pte.ATTR_HI);
+        // As stage2_split_walker (Linux 7.1-rc4): the pages are rebuilt from the block's prot
+        // (kvm_pgtable_stage2_pte_prot: R/W, PX/UX, software bits) through the same attribute
+        // building as map, so they are Normal memory with AF = 1 whatever the block had (memory
+        // type, AF, DBM and contiguous are not carried over). The kernel only eager-splits
+        // dirty-logged RAM, which is mapped Normal; and a prot the CPU cannot encode (px != ux
+        // without FEAT_XNX) is refused here with EINVAL before anything changes.
+        long attr = table.leafAttributes(Stage2Descriptor.prot(old));
         UnlinkedTable sub = buildUnlinked(table, table.geometry.outputAddress(old), level, attr, cache, full, ctx.entryBase());
         boolean broken;
         try {

@@ -46,9 +46,9 @@ final class Stage2Unmap implements LeafRunVisitor, VisitContext.UnlinkFlush {
                 t.counters.leavesRemoved.add(v.leaves);
                 t.counters.tablesFreed.add(v.tables);
                 v.cmo.flush();
-                if (defer && v.leaves > 0) {
-                    t.tlbi.flushVmidRange(t.vmid(), ipa & -t.geometry.granule().pageSize(), size);
-                }
+                // As kvm_pgtable_stage2_unmap (Linux 7.1-rc4): the deferred flush is issued
+                // whatever the walk found or how it ended, chunked as kvm_tlb_flush_vmid_range.
+                if (defer) t.flushVmidRange(ipa, size);
             }
         } finally {
             t.mmuLock.writeUnlock();

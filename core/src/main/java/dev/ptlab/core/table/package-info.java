@@ -24,7 +24,8 @@
  *       <td>shared: CAS, BBM via LOCKED</td><td>walk stops, RACED returned: the vCPU re-faults</td>
  *       <td>—</td></tr>
  *   <tr><td>{@code relaxPerms(..., SHARED | HANDLE_FAULT, tlb)} (permission fault)</td><td>read</td>
- *       <td>shared</td><td>stops, RACED (local TLBI still done)</td><td>stops, NOT_MAPPED</td></tr>
+ *       <td>shared</td><td>stops, RACED (local TLBI still done)</td>
+ *       <td>stops, NOT_MAPPED (local TLBI still done)</td></tr>
  *   <tr><td>{@code mkyoung(ipa, SHARED | HANDLE_FAULT)} (access-flag fault)</td><td>read</td>
  *       <td>shared</td><td>stops, RACED</td><td>stops, NOT_MAPPED</td></tr>
  *   <tr><td>the same three with {@code SHARED} only</td><td>read</td><td>shared</td>

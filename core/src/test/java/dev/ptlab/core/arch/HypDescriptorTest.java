@@ -129,4 +129,18 @@ class HypDescriptorTest {
     private static int mairByte(long mair, int index) {
         return (int) ((mair >>> (8 * index)) & 0xFF);
     }
+
+    @Test
+    void protFollowsTheKernelsHypPteProt() {
+        // kvm_pgtable_hyp_pte_prot (Linux 7.1-rc4): invalid -> software bits only; R only for AP
+        // RO or RW. Before: R always, W whenever AP[2] was clear, X whenever XN was clear.
+        assertThat(HypDescriptor.prot(0)).isEqualTo(Prot.NONE);
+        assertThat(HypDescriptor.prot(Prot.SW0_BIT | HypDescriptor.AP_RW)).isEqualTo(Prot.of(Prot.SW0_BIT));
+        long valid = 3 | HypDescriptor.AF | HypDescriptor.XN;
+        assertThat(HypDescriptor.prot(valid | HypDescriptor.AP_RO)).isEqualTo(Prot.R);
+        assertThat(HypDescriptor.prot(valid | HypDescriptor.AP_RW)).isEqualTo(Prot.RW);
+        assertThat(HypDescriptor.prot(valid)).as("AP 0b00: no rights").isEqualTo(Prot.NONE);
+        assertThat(HypDescriptor.prot(valid | HypDescriptor.AP_RDONLY)).as("AP 0b10: no rights").isEqualTo(Prot.NONE);
+        assertThat(HypDescriptor.prot(3 | HypDescriptor.AF | HypDescriptor.AP_RO)).isEqualTo(Prot.RX);
+    }
 }

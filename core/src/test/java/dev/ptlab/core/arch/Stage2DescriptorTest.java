@@ -2,6 +2,7 @@ package dev.ptlab.core.arch;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.ptlab.core.PageTableException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -242,5 +243,35 @@ class Stage2DescriptorTest {
         assertThat(pte).isEqualTo(0x0000_0000_0001_F000L | 0x7FFL | (2L << 53) | (1L << 58));
         assertThat(geo.outputAddress(pte)).isEqualTo(pa);
         assertThat(Stage2Descriptor.prot(pte)).isEqualTo(p);
+    }
+
+    @Test
+    void protOfAnInvalidEntryIsItsSoftwareBitsOnly() {
+        // kvm_pgtable_stage2_pte_prot (Linux 7.1-rc4): an invalid entry gives only its software
+        // bits. Before: an owner annotation (XN field 0) decoded as executable, and owner ids
+        // with bits 6/7 set ([9:2] holds the id) as readable/writable too.
+        assertThat(Stage2Descriptor.prot(Pte.ownerAnnotation(3))).isEqualTo(Prot.NONE);
+        assertThat(Stage2Descriptor.prot(Pte.ownerAnnotation(0x30))).isEqualTo(Prot.NONE);
+        assertThat(Stage2Descriptor.prot(Pte.LOCKED)).isEqualTo(Prot.NONE);
+        assertThat(Stage2Descriptor.prot(Prot.SW1_BIT | Stage2Descriptor.S2AP_R | Stage2Descriptor.S2AP_W))
+                .isEqualTo(Prot.of(Prot.SW1_BIT));
+        // valid: rights decoded as before
+        assertThat(Stage2Descriptor.prot(Prot.SW1_BIT | Stage2Descriptor.S2AP_R | Stage2Descriptor.XN_NONE | 1))
+                .isEqualTo(Prot.of(Prot.R_BIT | Prot.SW1_BIT));
+    }
+
+    @Test
+    void withoutXnxTheExecuteRightsMustAgree() {
+        OutputAddressFormat f = OutputAddressFormat.PA48;
+        for (String p : new String[] {"rpx", "rux", "px", "ux"}) {
+            PageTableException e = org.assertj.core.api.Assertions.catchThrowableOfType(PageTableException.class,
+                    () -> Stage2Descriptor.attributes(Prot.parse(p), false, f, false));
+            assertThat(e.argument()).as(p).isEqualTo("prot");
+            assertThat(e.getMessage()).contains("FEAT_XNX");
+            // with FEAT_XNX: fine
+            Stage2Descriptor.attributes(Prot.parse(p), false, f, true);
+        }
+        assertThat(Stage2Descriptor.attributes(Prot.RX, false, f, false)).isEqualTo(Stage2Descriptor.attributes(Prot.RX, false, f));
+        assertThat(Stage2Descriptor.xnFor(Prot.RW, false)).isEqualTo(Stage2Descriptor.XN_NONE);
     }
 }

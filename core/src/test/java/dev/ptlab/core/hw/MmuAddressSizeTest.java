@@ -62,7 +62,7 @@ class MmuAddressSizeTest {
         TlbSystem tlbs = new TlbSystem();
         Stage2PageTable table = new Stage2PageTable(Geometry.stage2(Granule.G4K, 40), mem, tlbs, 1, 0);
         assertThat(table.rootPa()).isEqualTo(G4 - 2 * K4);
-        MemCache cache = new MemCache(mem);
+        MemCache cache = new MemCache(mem, 1); // exactly one frame: the boundary frame
         cache.topUp(1);
         table.map(0, M2, 0x8000_0000L, Prot.R, cache); // a block: only the level-2 table is needed
         assertThat(cache.size()).isZero();

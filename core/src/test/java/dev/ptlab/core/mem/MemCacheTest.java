@@ -19,32 +19,65 @@ class MemCacheTest {
     }
 
     @Test
-    void topUpFillsFromPhysicalMemory() {
-        PhysicalMemory m = mem(64);
+    void topUpBelowTheMinimumFillsToCapacityAsTheKernel() {
+        // kvm_mmu_topup_memory_cache: below min, fill to KVM_ARCH_NR_OBJS_PER_MEMORY_CACHE (40 on
+        // arm64), so the next faults need none. (Before: filled to min only, 2 frames here.)
+        PhysicalMemory m = mem(128);
         MemCache c = new MemCache(m);
+        assertThat(c.capacity()).isEqualTo(40);
         assertThat(c.size()).isZero();
-        c.topUp(5);
-        assertThat(c.size()).isEqualTo(5);
-        assertThat(m.framesInUse()).isEqualTo(5);
-        assertThat(c.refills()).isEqualTo(1);
-        // already full enough: nothing allocated, not a refill
-        c.topUp(3);
-        c.topUp(5);
-        assertThat(c.size()).isEqualTo(5);
-        assertThat(m.framesInUse()).isEqualTo(5);
-        assertThat(c.refills()).isEqualTo(1);
-        // growing beyond the initial capacity works too
-        c.topUp(40);
+        c.topUp(2);
         assertThat(c.size()).isEqualTo(40);
         assertThat(m.framesInUse()).isEqualTo(40);
+        assertThat(c.refills()).isEqualTo(1);
+        // At or above min: nothing allocated, not a refill, even though below capacity.
+        for (int i = 0; i < 38; i++) c.allocate();
+        c.topUp(2);
+        assertThat(c.size()).isEqualTo(2);
+        assertThat(c.refills()).isEqualTo(1);
+        // One below min: back to capacity, one more refill.
+        c.allocate();
+        c.topUp(2);
+        assertThat(c.size()).isEqualTo(40);
         assertThat(c.refills()).isEqualTo(2);
+        // A min above the capacity (the kernel WARNs) fills to min.
+        c.topUp(45);
+        assertThat(c.size()).isEqualTo(45);
+        assertThat(c.refills()).isEqualTo(3);
         assertThat(c.memory()).isSameAs(m);
+    }
+
+    @Test
+    void capacityIsSettable() {
+        // The eager-split cache: capacity = min = the frames of one split chunk.
+        PhysicalMemory m = mem(64);
+        MemCache c = new MemCache(m, 5);
+        c.topUp(5);
+        assertThat(c.size()).isEqualTo(5);
+        c.allocate();
+        c.topUp(1); // 4 >= 1: nothing
+        assertThat(c.size()).isEqualTo(4);
+        assertThat(m.framesInUse()).isEqualTo(5);
+        assertThat(catchThrowableOfType(PageTableException.class, () -> new MemCache(m, 0)).argument())
+                .isEqualTo("capacity");
+    }
+
+    @Test
+    void runningOutAfterTheMinimumIsNotAnError() {
+        // __kvm_mmu_topup_memory_cache: an allocation failure returns 0 when nobjs >= min.
+        PhysicalMemory m = mem(5);
+        MemCache c = new MemCache(m);
+        c.topUp(3);
+        assertThat(c.size()).isEqualTo(5);
+        assertThat(c.refills()).isEqualTo(1);
+        c.release();
+        assertThat(m.framesInUse()).isZero();
     }
 
     @Test
     void allocateHandsOutDistinctZeroedLiveFrames() {
         PhysicalMemory m = mem(16);
-        MemCache c = new MemCache(m);
+        MemCache c = new MemCache(m, 8);
         c.topUp(8);
         Set<Long> seen = new HashSet<>();
         for (int i = 8; i > 0; i--) {
@@ -61,7 +94,7 @@ class MemCacheTest {
 
     @Test
     void emptyCacheIsEnomemWithAMessage() {
-        MemCache c = new MemCache(mem(4));
+        MemCache c = new MemCache(mem(4), 1);
         PageTableException e = catchThrowableOfType(PageTableException.class, c::allocate);
         assertThat(e).isNotNull();
         assertThat(e.errno()).isEqualTo(Errno.ENOMEM);
@@ -75,7 +108,7 @@ class MemCacheTest {
     @Test
     void releaseReturnsEveryCachedFrame() {
         PhysicalMemory m = mem(16);
-        MemCache c = new MemCache(m);
+        MemCache c = new MemCache(m, 10);
         c.topUp(10);
         long kept = c.allocate();
         c.release();
@@ -89,7 +122,7 @@ class MemCacheTest {
     @Test
     void giveBackMakesAFrameAvailableAgain() {
         PhysicalMemory m = mem(4);
-        MemCache c = new MemCache(m);
+        MemCache c = new MemCache(m, 1);
         c.topUp(1);
         long pa = c.allocate();
         c.giveBack(pa);

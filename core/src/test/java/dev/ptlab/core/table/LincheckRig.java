@@ -51,8 +51,9 @@ abstract class LincheckRig {
     final PhysicalMemory mem = new PhysicalMemory(MEM_BASE, 64 * K4, G, true);
     final TlbSystem tlbs = new TlbSystem();
     final Stage2PageTable table = new Stage2PageTable(Geometry.stage2(G, 39), mem, tlbs, VMID, 0);
-    final MemCache c0 = new MemCache(mem);
-    final MemCache c1 = new MemCache(mem);
+    /** Capacity 3 (a stage-2 fault's minimum at most): the rig's 64 frames stay enough. */
+    final MemCache c0 = new MemCache(mem, 3);
+    final MemCache c1 = new MemCache(mem, 3);
     final Tlb tlb0 = new Tlb("cpu0", G);
     final Tlb tlb1 = new Tlb("cpu1", G);
     /** What each vCPU's operation returned (null: it threw, see err0/err1). */
@@ -68,7 +69,7 @@ abstract class LincheckRig {
 
     /** Setup, exclusive: maps with a scratch cache, so c0 and c1 start full. */
     final void setupMap(long ipa, long size, long pa, Prot prot) {
-        MemCache setup = new MemCache(mem);
+        MemCache setup = new MemCache(mem, 3);
         setup.topUp(3);
         table.map(ipa, size, pa, prot, setup);
         setup.release();

@@ -311,7 +311,7 @@ class Stage2MapTest {
         f.table.checkRefcounts();
 
         // one frame where two are needed: the L2 table is linked, the L3 allocation fails
-        MemCache one = new MemCache(f.mem);
+        MemCache one = new MemCache(f.mem, 1);
         one.topUp(1);
         assertThatThrownBy(() -> f.table.map(G1 + 5 * K4, K4, 0x8000_0000L, Prot.RW, one))
                 .isInstanceOfSatisfying(PageTableException.class, e -> {

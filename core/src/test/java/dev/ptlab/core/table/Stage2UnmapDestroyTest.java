@@ -169,7 +169,7 @@ class Stage2UnmapDestroyTest {
         if (g == Granule.G4K) f.map(4 * G1, G1, 2 * G1, Prot.RW);
         // an empty table left behind by a failed map (where a page needs two tables), and an annotation
         if (f.table.geometry().startLevel() < 2) {
-            MemCache one = new MemCache(f.mem);
+            MemCache one = new MemCache(f.mem, 1);
             one.topUp(1);
             assertThatThrownBy(() -> f.table.map(limit / 4 + page, page, 0, Prot.RW, one)).hasMessageContaining("ENOMEM");
         }
