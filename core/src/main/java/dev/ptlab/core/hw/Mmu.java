@@ -221,8 +221,9 @@ public final class Mmu {
         if (rootPa >= paLimit) return fault(FaultType.ADDRESS_SIZE, 0);
         long table = rootPa + (long) geometry.rootPageIndex(addr) * pageSize;
         Tlb t = tlb;
+        int hit = -2;
         if (walkCache) {
-            int hit = t.walkLookup(vmid, addr, startLevel);
+            hit = t.walkLookup(vmid, addr, startLevel);
             if (hit >= 0) {
                 // Start below the root, at the table the cached descriptor names (RRVJDB).
                 table = geometry.outputAddress(t.cachedWalkPte());
@@ -243,7 +244,13 @@ public final class Mmu {
             if (Pte.isTable(pte, level)) {
                 long next = geometry.outputAddress(pte);
                 if (next >= paLimit) return fault(FaultType.ADDRESS_SIZE, level);
-                if (walkCache) t.fillWalk(vmid, addr, level, pte, checking ? FRAMES.generation(memory, next) : 0, generation);
+                if (walkCache && t.fillWalk(vmid, addr, level, pte, checking ? FRAMES.generation(memory, next) : 0, generation)
+                        && hit >= 0 && !t.walkEntryStillHeld(vmid, addr, hit)) {
+                    // Found through a cached descriptor an invalidation has since dropped: what
+                    // lies below it may be gone. Undo and walk again from the root (Tlb.invalidate).
+                    t.unfillWalk(vmid, addr, level);
+                    return RETRY;
+                }
                 table = next;
                 level++;
                 continue;
@@ -266,7 +273,10 @@ public final class Mmu {
                 lastPte = pte;
                 hardwareAfUpdates++;
             }
-            tlb.fill(vmid, addr, level, pte, generation);
+            if (t.fill(vmid, addr, level, pte, generation) && hit >= 0 && !t.walkEntryStillHeld(vmid, addr, hit)) {
+                t.unfill(vmid, addr, level); // as for the walk-cache fill above
+                return RETRY;
+            }
             if (!permitted(pte, access)) return fault(FaultType.PERMISSION, level);
             long span = 1L << shifts[level + 1];
             return oa + (addr & (span - 1));

@@ -506,13 +506,43 @@ public final class Tlb {
     public void invalidate(int vmid, long addr, long size, int leafLevels, int walkLevels) {
         bump();
         long end = addr + size;
+        // Walk-cache entries first, upper levels first, then leaves. A walk that began after the
+        // bump may still have hit a walk entry this pass has not dropped yet, and cache what it
+        // found below it; such a walk re-checks its walk entry after each fill
+        // (walkEntryStillHeld) and undoes the fill if the entry is gone. With this order, either
+        // that re-check sees the drop, or the fill came before the later passes scanned its slot
+        // and they drop it (a Dekker pair: volatile fill then volatile re-read on the walker's
+        // side, CAS drop then volatile scan here).
+        if (walkEntries != 0) {
+            for (int level = Granule.FIRST_LEVEL; level < Granule.LAST_LEVEL; level++) {
+                if ((walkLevels & (1 << (level + 1))) != 0) drop(walk[level + 1], WALK_STRIDE, shifts(level), vmid, addr, end, size == 1, wmask);
+            }
+        }
         for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
             if ((leafLevels & (1 << (level + 1))) != 0) drop(entries[level], 2, shifts[level], vmid, addr, end, size == 1, slots[level] - 1);
         }
-        if (walkEntries == 0) return;
-        for (int level = Granule.FIRST_LEVEL; level < Granule.LAST_LEVEL; level++) {
-            if ((walkLevels & (1 << (level + 1))) != 0) drop(walk[level + 1], WALK_STRIDE, shifts(level), vmid, addr, end, size == 1, wmask);
-        }
+    }
+
+    /**
+     * Whether the walk-cache entry a walk started from ({@link #walkLookup} returned
+     * {@code level} for {@code addr}) is still cached. Owner only. A walk that began from a
+     * cached descriptor calls this after each fill: if an invalidation dropped the descriptor
+     * meanwhile, what the walk found below it may be stale and the fill must be undone (see
+     * {@link #invalidate}).
+     */
+    public boolean walkEntryStillHeld(int vmid, long addr, int level) {
+        return walkHolds(walk[level + 1], shifts(level), addr, vmid);
+    }
+
+    /** Undoes this CPU's own fill of the level-{@code level} leaf for {@code addr} (owner only). */
+    public void unfill(int vmid, long addr, int level) {
+        LONGS.compareAndSet(entries[level], 2 * slot(addr, level), tag(addr, shifts[level], vmid), 0L);
+    }
+
+    /** Undoes this CPU's own fill of the level-{@code level} walk-cache entry for {@code addr} (owner only). */
+    public void unfillWalk(int vmid, long addr, int level) {
+        int shift = shifts(level);
+        LONGS.compareAndSet(walk[level + 1], walkAt(addr, shift), tag(addr, shift, vmid), 0L);
     }
 
     /** Drops the entries of {@code vmid} in {@code t} (records of {@code stride} longs) overlapping [addr, end). */
@@ -533,7 +563,8 @@ public final class Tlb {
     /** Drops every entry of {@code vmid}, walk cache included. */
     public void invalidateVmid(int vmid) {
         bump();
-        for (long[][] kind : new long[][][] {entries, walk}) {
+        // Walk-cache entries before leaves, for the reason given in invalidate.
+        for (long[][] kind : new long[][][] {walk, entries}) {
             int stride = kind == entries ? 2 : WALK_STRIDE;
             for (long[] t : kind) {
                 for (int i = 0; i < t.length; i += stride) {
@@ -547,11 +578,12 @@ public final class Tlb {
     /** Drops everything. */
     public void invalidateAll() {
         bump();
-        for (long[] t : entries) {
-            for (int i = 0; i < t.length; i += 2) LONGS.setVolatile(t, i, 0L);
-        }
+        // Walk-cache entries before leaves, for the reason given in invalidate.
         for (long[] w : walk) {
             for (int i = 0; i < w.length; i += WALK_STRIDE) LONGS.setVolatile(w, i, 0L);
+        }
+        for (long[] t : entries) {
+            for (int i = 0; i < t.length; i += 2) LONGS.setVolatile(t, i, 0L);
         }
     }
 
