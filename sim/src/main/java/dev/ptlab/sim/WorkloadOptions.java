@@ -12,7 +12,7 @@ import dev.ptlab.core.arch.Granule;
 public abstract class WorkloadOptions<T extends WorkloadOptions<T>> {
     long memory = 1L << 30;
     Backing backing = Backing.PAGE;
-    int vcpus = 2;
+    int vcpus = 1;
 
     @SuppressWarnings("unchecked")
     private T self() {
