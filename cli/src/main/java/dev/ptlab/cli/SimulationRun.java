@@ -107,14 +107,11 @@ final class SimulationRun {
                 + ", " + c;
     }
 
-    static void print(PrintWriter out, VmConfig c, WorkloadOptions<?> o, Workload.Run<?> run, long wallNanos) {
+    static void print(PrintWriter out, VmConfig c, WorkloadOptions<?> o, SimulationOptions options, Workload.Run<?> run, long wallNanos) {
         RunResult r = run.result;
         out.println("ptlab run: " + run.workload.title + " on a simulated VM");
-        out.println("  " + describe(c, o));
-        out.println();
-        out.println(row(col -> col.header));
-        for (PhaseReport p : r.phases) out.println(row(col -> col.cell.apply(p)));
-        printNonZero(out, r);
+        out.println("  " + run.workload.describe(c, o, options));
+        run.printPhases(out);
         out.println();
         long faults = 0;
         for (PhaseReport p : r.phases) faults += p.faults();
@@ -126,6 +123,14 @@ final class SimulationRun {
             out.println("host after the process exited: " + r.hostPagesInUseAtEnd + " pages and " + r.hostTableFramesInUseAtEnd
                     + " page-table frames in use");
         }
+    }
+
+    /** A blank line, the phase table of {@code phases}, and the host side's non-zero counts. */
+    static void printPhases(PrintWriter out, List<PhaseReport> phases) {
+        out.println();
+        out.println(row(col -> col.header));
+        for (PhaseReport p : phases) out.println(row(col -> col.cell.apply(p)));
+        printNonZero(out, phases);
     }
 
     private static String row(Function<Column, String> text) {
@@ -146,9 +151,9 @@ final class SimulationRun {
      * faults and pages by kind, MMU-notifier invalidations by event and the stage-2 leaves they
      * removed), none of which is non-zero with fixed host memory.
      */
-    private static void printNonZero(PrintWriter out, RunResult r) {
+    private static void printNonZero(PrintWriter out, List<PhaseReport> phases) {
         boolean header = false;
-        for (PhaseReport p : r.phases) {
+        for (PhaseReport p : phases) {
             StringBuilder line = new StringBuilder();
             for (PhaseCounter c : ALL_COUNTERS) {
                 long v = p.get(c);
