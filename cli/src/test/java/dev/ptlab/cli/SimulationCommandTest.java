@@ -68,7 +68,7 @@ class SimulationCommandTest {
     @Test
     void jsonHasEveryPhaseWithFaultsByTypeAndLevel() throws Exception {
         Path json = dir.resolve("m.json");
-        Cli.Result r = Cli.run("run", "-m", "6", "--memory", "16M", "--backing", "thp", "--vcpus", "2", "--granule", "4k", "--eager-split",
+        Cli.Result r = Cli.run("run", "-m", "6", "--memory", "16M", "--backing", "thp", "--vcpus", "2", "--schedule", "serial", "--granule", "4k", "--eager-split",
                 "2M", "--coalesce", "legacy", "--fault-lock", "write", "--checking", "--json", json.toString());
         assertThat(r.exit()).as(r.err()).isZero();
         JsonNode root = new ObjectMapper().readTree(Files.readString(json));
@@ -81,6 +81,7 @@ class SimulationCommandTest {
         assertThat(root.path("guestModes").get(0).path("gpa").asLong()).isEqualTo(0xff_fee0_0000L);
         JsonNode create = root.path("phases").get(0);
         assertThat(create.path("name").asText()).isEqualTo("create");
+        // Serial: vCPU 0 writes the 8 blocks (T1 + 7 x T2), vCPU 1 then reads them mapped.
         assertThat(create.path("faults").path("translation").path("2").asLong()
                 + create.path("faults").path("translation").path("1").asLong()).isEqualTo(8);
         assertThat(root.path("phases").get(1).path("splits").asLong()).isEqualTo(8);
