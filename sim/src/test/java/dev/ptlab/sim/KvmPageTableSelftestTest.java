@@ -322,11 +322,13 @@ class KvmPageTableSelftestTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"anonymous", "anonymous_thp"})
+    @ValueSource(strings = {"anonymous", "anonymous_thp", "shmem", "anonymous_hugetlb_32mb", "anonymous_hugetlb_64kb"})
     void processMemoryGivesTheSameStage2CountsAsAFixedHostRange(String backing) {
         // One vCPU, so every count is exact. Faulting through GUP must change nothing stage-2 sees:
-        // the host hands out pages (or 2M THPs, congruent with the IPA) and no notifier fires.
-        long memory = backing.equals("anonymous_thp") ? 64 * M : 8 * M;
+        // the host hands out pages (or 2M THPs and hugetlb pages, congruent with the IPA) and no
+        // notifier fires. With a fixed range the backing's mapping size bounds the fault's mapping
+        // instead (32M hugetlb as 2M blocks, 64K hugetlb as pages), as the host's page size does.
+        long memory = backing.equals("anonymous") || backing.equals("shmem") ? 8 * M : 64 * M;
         VmConfig c = VmConfig.defaults().withChecking(true);
         KvmPageTableSelftest.Result process = KvmPageTableSelftest.run(c, options(backing, memory, 1));
         KvmPageTableSelftest.Result fixed = KvmPageTableSelftest.run(c.withHostMemory(HostMemoryModel.FIXED), options(backing, memory, 1));
@@ -341,12 +343,16 @@ class KvmPageTableSelftestTest {
             for (NotifierEvent e : NotifierEvent.values()) assertThat(p.get(HostCounter.notifier(e))).as(p.name() + " " + e).isZero();
             for (HostCounter k : HostCounter.ALL) assertThat(f.get(k)).as("fixed " + k).isZero();
         }
+        // The host pages create's touches fault in: one per touch. (The kernel's host would fault a
+        // whole 32M or 64K hugetlb folio at once; ptlab's host mm holds those as 2M hugetlb pages
+        // and base pages, which stage-2 maps the same way.)
         PhaseReport create = process.phase("create");
-        if (backing.equals("anonymous_thp")) {
-            assertThat(create.counter("host-thp-page")).as("one host THP per guest block").isEqualTo(32);
-            assertThat(create.counter("host-anon-page")).isZero();
-        } else {
-            assertThat(create.counter("host-anon-page")).as("one host page per guest page").isEqualTo(2048);
+        switch (backing) {
+            case "anonymous_thp": assertThat(create.counter("host-thp-page")).as("one THP per 2M block").isEqualTo(32); break;
+            case "anonymous_hugetlb_32mb": assertThat(create.counter("host-hugetlb-page")).as("one 2M page per 32M touched").isEqualTo(2); break;
+            case "anonymous_hugetlb_64kb": assertThat(create.counter("host-anon-page")).as("one page per 64K touched").isEqualTo(1024); break;
+            case "shmem": assertThat(create.counter("host-shmem-page")).as("one shared page per page").isEqualTo(2048); break;
+            default: assertThat(create.counter("host-anon-page")).as("one host page per guest page").isEqualTo(2048); break;
         }
         // The same leaves with the same attributes; only the output addresses (bits 47:12) may differ.
         assertThat(process.afterCreate.differenceFrom(fixed.afterCreate, 0x0000_FFFF_FFFF_F000L)).isNull();
