@@ -48,7 +48,7 @@ public final class Simulation {
         return PhaseReport.of(name, wall, total, before, new PhaseReport.Snapshot(vm));
     }
 
-    /** Runs a VMM-side operation (dirty-log enable, disable, harvest) as a phase of its own. */
+    /** Runs a VMM-side operation (dirty logging on or off) as a phase of its own. */
     public static PhaseReport runHostOp(Vm vm, String name, Runnable op) {
         for (Vcpu v : vm.vcpus()) v.stats.reset();
         vm.tableMemory().resetPeak();
