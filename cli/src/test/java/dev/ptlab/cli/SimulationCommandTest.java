@@ -182,7 +182,7 @@ class SimulationCommandTest {
 
         String[][] bad = {{"--devices", "17"}, {"--host-memory", "fixed"}, {"--backing", "hugetlb", "--memory", "1G", "--vcpus", "1"}};
         String[] expected = {"ptlab run: --devices: 17 is outside 0..16", "ptlab run: host memory: fixed has no host process",
-            "ptlab run: backing: hugetlb (hugetlb pages) cannot be made device-exclusive"};
+            "ptlab run: backing: hugetlb: hugetlb pages cannot be made device-exclusive"};
         for (int i = 0; i < bad.length; i++) {
             String[] args = new String[bad[i].length + 3];
             args[0] = "run";

@@ -295,7 +295,7 @@ public final class DeviceAtomics {
                     + "device-atomics needs process");
         }
         if (o.backing.hugetlb() || o.backing.shared()) {
-            throw new IllegalArgumentException("backing: " + o.backing + (o.backing.hugetlb() ? " (hugetlb pages)" : " (shared memory)")
+            throw new IllegalArgumentException("backing: " + o.backing + ": " + (o.backing.hugetlb() ? "hugetlb pages" : "shared memory")
                     + " cannot be made device-exclusive (EOPNOTSUPP); "
                     + "device-atomics needs page or thp");
         }
