@@ -32,7 +32,7 @@ import picocli.CommandLine.Spec;
             "Policies: coalesce=install-first,legacy  eager-split=0,2M,...  fault-lock=shared,write  checking=off,on  "
                 + "host-memory=process,fixed  and the hardware features fwb=on,off  range-tlbi=on,off  hardware-af=on,off  "
                 + "xnx=on,off"},
-        footer = {"", "Example: ptlab compare --policy coalesce=install-first,legacy --backing thp --memory 256M --overlap",
+        footer = {"", "Example: ptlab compare --policy coalesce=install-first,legacy --backing thp --memory 256M --vcpus 2",
             "         ptlab compare --policy fwb=on,off --backing thp --memory 64M --vcpus 1",
             "", "Wall times compare runs in one process on a possibly busy machine: repeat before trusting a small ratio.",
             "", "Exit codes: 0 success, 1 a run failed its own checks (dirty log, leaked frames), 2 bad options."})
@@ -104,7 +104,7 @@ final class CompareCommand implements Callable<Integer> {
         }
         out.println("ptlab compare: " + key + " = " + String.join(" vs ", values));
         out.println("  " + SimulationRun.describe(configs.get(0), options).replaceAll(", " + described(key) + " [^,]*", "")
-                + (sim.overlap ? ", overlap" : ""));
+                + (sim.partition ? ", partitioned" : ""));
         out.println();
         print(out, values, results);
         return ok ? Main.EXIT_OK : Main.EXIT_FAILED_EXPECTATIONS;

@@ -28,6 +28,7 @@ final class DeviceAtomicsWorkload extends Workload<DeviceAtomics.Result> {
 
     @Override
     void check(SimulationOptions o) {
+        super.check(o);
         if (o.devices < 0 || o.devices > DeviceAtomics.MAX_DEVICES) {
             throw new IllegalArgumentException("--devices: " + o.devices + " is outside 0.." + DeviceAtomics.MAX_DEVICES);
         }

@@ -22,10 +22,14 @@ import picocli.CommandLine.Spec;
         exitCodeOnInvalidInput = Main.EXIT_ERROR,
         exitCodeOnExecutionException = Main.EXIT_ERROR,
         description = {
-            "Without FILE: creates a VM (one memslot at the top of guest-physical space, backed by a host process's "
-                + "anonymous memory unless --host-memory fixed, N vCPU threads, each with its own MMU and TLB) and runs the selftest's phases: create (touch every large page), log-enable "
-                + "(dirty logging: write-protect, optional eager split), update (even vCPUs write, odd vCPUs read), "
-                + "log-harvest, log-disable, adjust (read every page: blocks come back). Prints one row of metrics per "
+            "Without FILE: replays the kernel selftest kvm_page_table_test (Linux 7.1-rc4; its options -p -m -b -v -s work "
+                + "as there) in every guest mode the simulated host supports, or those -m names: a VM with one memslot placed as "
+                + "the selftest places it (the top of the IPA space minus the size, aligned down), backed by a host process's "
+                + "memory unless --host-memory fixed, N vCPU threads each with its own MMU and TLB, all walking the whole region, "
+                + "and the selftest's phases: create (the first bytes of every large page; even vCPUs write, odd vCPUs read), "
+                + "log-enable (dirty logging: write-protect, optional eager split), update (anonymous: every page written; other "
+                + "backings: each large page's first page written, then its second half read), log-disable, adjust (every page "
+                + "read: blocks come back). Prints per mode what the selftest prints before it runs, then one row of metrics per "
                 + "phase; --json writes every metric.",
             "With FILE: executes the scenario and prints each command's result, then a summary line. FILE - reads "
                 + "standard input; --builtin-scenario runs the built-in example scenario."},
@@ -76,7 +80,7 @@ final class RunCommand implements Callable<Integer> {
             config = sim.config();
             layout = sim.layout();
             workload = sim.workload();
-            layout.slotBase(config);
+            workload.checkLayout(config, layout, sim);
         } catch (IllegalArgumentException e) {
             err.println("ptlab run: " + e.getMessage());
             return Main.EXIT_ERROR;
@@ -91,7 +95,7 @@ final class RunCommand implements Callable<Integer> {
             return Main.EXIT_ERROR;
         }
         long wall = System.nanoTime() - t0;
-        SimulationRun.print(out, config, layout, r, wall);
+        SimulationRun.print(out, config, layout, sim, r, wall);
         if (sim.json != null) {
             try {
                 SimulationRun.writeJson(sim.json, config, layout, r, wall);

@@ -22,21 +22,54 @@ import picocli.CommandLine.Option;
  * the workloads that use them.
  */
 final class SimulationOptions {
-    @Option(names = "--memory", paramLabel = "SIZE", defaultValue = "1G", description = "guest memory (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-b", "--memory"}, paramLabel = "SIZE", defaultValue = "1G",
+            description = "guest memory; the selftest rounds it up to its backing's granularity (default: ${DEFAULT-VALUE})")
     String memory;
 
-    @Option(names = "--vcpus", paramLabel = "N", defaultValue = "2", description = "vCPU threads (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-v", "--vcpus"}, paramLabel = "N", defaultValue = "1", description = "vCPU threads (default: ${DEFAULT-VALUE})")
     int vcpus;
 
-    @Option(names = "--backing", paramLabel = "KIND", defaultValue = "page",
-            description = "host backing: page, thp (level-2 blocks) or hugetlb (level-1 blocks with 4K) (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-s", "--backing"}, paramLabel = "KIND", defaultValue = "anonymous",
+            description = "host backing as the KVM selftests name it: anonymous, anonymous_thp, anonymous_hugetlb (the host's default "
+                    + "huge page: 2M with 4K pages), anonymous_hugetlb_<size> (64kb, 2mb, 32mb, 1gb with 4K pages; 2mb, 32mb, 1gb "
+                    + "with 16K; 2mb, 512mb, 16gb with 64K), shmem, shared_hugetlb; or page, thp, hugetlb (default: ${DEFAULT-VALUE})")
     String backing;
+
+    @Option(names = {"-m", "--mode"}, paramLabel = "ID", split = ",",
+            description = "selftest: guest mode ID as the selftest numbers them (0 P52V48_4K ... 6 P40V48_4K ... 12 P36V48_4K ...), "
+                    + "or its name; repeatable (default: every mode the host supports, in turn)")
+    List<String> modes;
+
+    @Option(names = {"-p", "--phys-offset"}, paramLabel = "GPA",
+            description = "selftest: the test region's guest-physical address, aligned down to the backing's granularity "
+                    + "(default: the top of the IPA space minus the size)")
+    String physOffset;
+
+    @Option(names = "--host-ipa-limit", paramLabel = "BITS",
+            description = "selftest: the largest IPA size the simulated host's KVM offers (KVM_CAP_ARM_VM_IPA_SIZE), 32..52 (default: "
+                    + SelftestWorkload.DEFAULT_HOST_IPA_LIMIT + ")")
+    Integer hostIpaLimit;
+
+    @Option(names = "--host-granules", paramLabel = "LIST",
+            description = "selftest: the guest page sizes the simulated host's CPU supports, e.g. 4k,16k,64k (default: "
+                    + SelftestWorkload.DEFAULT_HOST_GRANULES + ")")
+    String hostGranules;
+
+    @Option(names = "--schedule", paramLabel = "HOW",
+            description = "selftest: concurrent (one thread per vCPU, all at once) or serial (vCPU 0's whole walk, then vCPU 1's, ...: "
+                    + "exact counts) (default: concurrent)")
+    String schedule;
+
+    @Option(names = "--partition", description = "selftest: each vCPU walks only its own share of the large pages, "
+            + "instead of the whole region (ptlab's variant; the selftest has every vCPU walk everything)")
+    boolean partition;
 
     @Option(names = "--granule", paramLabel = "G", defaultValue = "4k", description = "4k, 16k or 64k (default: ${DEFAULT-VALUE})")
     String granule;
 
-    @Option(names = "--ipa-bits", paramLabel = "N", defaultValue = "40", description = "guest IPA size, 32..52 (default: ${DEFAULT-VALUE})")
-    int ipaBits;
+    @Option(names = "--ipa-bits", paramLabel = "N",
+            description = "guest IPA size, 32..52 (default: 40; the selftest takes it from its guest mode instead)")
+    Integer ipaBits;
 
     @Option(names = "--eager-split", paramLabel = "SIZE", defaultValue = "0",
             description = "eager split chunk when dirty logging starts: 0 (split on write faults) or a block size (default: ${DEFAULT-VALUE})")
@@ -60,10 +93,6 @@ final class SimulationOptions {
 
     @Option(names = "--json", paramLabel = "FILE", description = "also write every metric to FILE as JSON")
     Path json;
-
-    @Option(names = "--overlap", description = "every vCPU touches all of memory in the same order (the selftest's contention), "
-            + "instead of its own share")
-    boolean overlap;
 
     @Option(names = "--workload", paramLabel = "NAME", defaultValue = "selftest",
             description = "selftest (kvm_page_table_test's phases), random (random accesses, mostly to a hot set) or "
@@ -150,16 +179,27 @@ final class SimulationOptions {
         return new WorkloadOptions.Layout().memory(Numbers.parseSize("--memory", memory)).backing(Backing.parse(backing)).vcpus(vcpus);
     }
 
-    /** Runs the chosen workload on {@code config}, publishing its progress to {@code progress}. */
+    /**
+     * Runs the chosen workload on {@code config} for {@code ptlab compare}, publishing its progress
+     * to {@code progress}: the selftest in its first guest mode only, so every run's phases line
+     * up by name.
+     */
     Workload.Run<?> run(VmConfig config, dev.ptlab.sim.Progress progress) {
+        firstModeOnly = true;
         return workload().start(config, layout(), this, progress);
     }
+
+    /** Set by {@link #run}: the selftest runs its first guest mode only. */
+    boolean firstModeOnly;
 
     /** The VM configuration the simulation options describe. */
     VmConfig config() {
         SimulationOptions c = this;
         Granule g = Granule.parse(c.granule);
-        if (c.ipaBits < 32 || c.ipaBits > 52) throw new IllegalArgumentException("--ipa-bits: " + c.ipaBits + " is outside 32..52");
+        int ipaBits = c.ipaBits == null ? 40 : c.ipaBits;
+        if (ipaBits < 32 || ipaBits > 52) throw new IllegalArgumentException("--ipa-bits: " + ipaBits + " is outside 32..52");
+        // The selftest's VM takes its IPA size from the guest mode (the first, if several run in turn).
+        if (workload().selftest()) ipaBits = SelftestWorkload.modes(c).get(0).paBits();
         long chunk = Numbers.parseSize("--eager-split", c.eagerSplit);
         CoalescePolicy policy;
         switch (c.coalesce.trim().toLowerCase(java.util.Locale.ROOT)) {
@@ -167,7 +207,7 @@ final class SimulationOptions {
             case "legacy": case "unmap-first": policy = CoalescePolicy.UNMAP_FIRST; break;
             default: throw new IllegalArgumentException("--coalesce: " + c.coalesce + " is not one of install-first, legacy");
         }
-        VmConfig cfg = VmConfig.defaults().withGranule(g).withIpaBits(c.ipaBits).withEagerSplitChunk(chunk).withCoalescePolicy(policy)
+        VmConfig cfg = VmConfig.defaults().withGranule(g).withIpaBits(ipaBits).withEagerSplitChunk(chunk).withCoalescePolicy(policy)
                 .withFaultLocking(FaultLocking.parse(c.faultLock)).withChecking(c.checking)
                 .withHostMemory(HostMemoryModel.parse(c.hostMemory));
         cfg = withFeatures(cfg);

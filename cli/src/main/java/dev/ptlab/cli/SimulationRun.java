@@ -125,15 +125,11 @@ final class SimulationRun {
                 + ", " + c;
     }
 
-    static void print(PrintWriter out, VmConfig c, WorkloadOptions<?> o, Workload.Run<?> run, long wallNanos) {
+    static void print(PrintWriter out, VmConfig c, WorkloadOptions<?> o, SimulationOptions options, Workload.Run<?> run, long wallNanos) {
         RunResult r = run.result;
         out.println("ptlab run: " + run.workload.title + " on a simulated VM");
-        out.println("  " + describe(c, o));
-        out.println();
-        out.println(row(COLUMNS, col -> col.header));
-        for (PhaseReport p : r.phases) out.println(row(COLUMNS, col -> col.cell.apply(p)));
-        printCacheMaintenance(out, c, r);
-        printNonZero(out, r);
+        out.println("  " + run.workload.describe(c, o, options));
+        run.printPhases(out, c);
         out.println();
         long faults = 0;
         for (PhaseReport p : r.phases) faults += p.faults();
@@ -147,6 +143,18 @@ final class SimulationRun {
         }
     }
 
+    /**
+     * A blank line, the phase table of {@code phases}, the cache-maintenance table when any phase
+     * issued some, and the host side's non-zero counts.
+     */
+    static void printPhases(PrintWriter out, List<PhaseReport> phases, VmConfig c) {
+        out.println();
+        out.println(row(COLUMNS, col -> col.header));
+        for (PhaseReport p : phases) out.println(row(COLUMNS, col -> col.cell.apply(p)));
+        printCacheMaintenance(out, c, phases);
+        printNonZero(out, phases);
+    }
+
     private static String row(List<Column> columns, Function<Column, String> text) {
         StringBuilder s = new StringBuilder();
         for (Column col : columns) s.append(s.length() == 0 ? "" : " ").append(col.format(text.apply(col)));
@@ -154,9 +162,9 @@ final class SimulationRun {
     }
 
     /** {@link #CMO_COLUMNS}, for the phases that issued cache maintenance; nothing if none did. */
-    private static void printCacheMaintenance(PrintWriter out, VmConfig c, RunResult r) {
+    private static void printCacheMaintenance(PrintWriter out, VmConfig c, List<PhaseReport> all) {
         List<PhaseReport> phases = new ArrayList<>();
-        for (PhaseReport p : r.phases) if (p.get(VmCounter.DCACHE_OPS) + p.get(VmCounter.ICACHE_OPS) != 0) phases.add(p);
+        for (PhaseReport p : all) if (p.get(VmCounter.DCACHE_OPS) + p.get(VmCounter.ICACHE_OPS) != 0) phases.add(p);
         if (phases.isEmpty()) return;
         out.println();
         out.println("cache maintenance (fwb " + (c.fwb() ? "on" : "off") + "; in-bbm: issued while a valid entry was broken):");
@@ -176,9 +184,9 @@ final class SimulationRun {
      * faults and pages by kind, MMU-notifier invalidations by event and the stage-2 leaves they
      * removed), none of which is non-zero with fixed host memory.
      */
-    private static void printNonZero(PrintWriter out, RunResult r) {
+    private static void printNonZero(PrintWriter out, List<PhaseReport> phases) {
         boolean header = false;
-        for (PhaseReport p : r.phases) {
+        for (PhaseReport p : phases) {
             StringBuilder line = new StringBuilder();
             for (PhaseCounter c : ALL_COUNTERS) {
                 long v = p.get(c);

@@ -58,11 +58,41 @@ abstract class Workload<R extends RunResult> {
     }
 
     /**
-     * Checks the options only this workload uses, before anything runs.
+     * Checks the options only this workload uses, before anything runs; by default, that none of
+     * the selftest's own options was given.
      *
      * @throws IllegalArgumentException naming the option
      */
-    void check(SimulationOptions options) {}
+    void check(SimulationOptions options) {
+        String given = options.modes != null ? "-m" : options.physOffset != null ? "-p" : options.partition ? "--partition"
+                : options.schedule != null ? "--schedule" : options.hostIpaLimit != null ? "--host-ipa-limit"
+                : options.hostGranules != null ? "--host-granules" : null;
+        if (given != null) throw new IllegalArgumentException(given + " applies to the selftest workload only");
+    }
+
+    /** Whether this is the selftest, whose VM takes its IPA size from its guest modes. */
+    boolean selftest() {
+        return false;
+    }
+
+    /**
+     * Checks that the memslot {@code layout} fits {@code config} before anything runs.
+     *
+     * @throws IllegalArgumentException naming the option
+     */
+    void checkLayout(VmConfig config, WorkloadOptions<?> layout, SimulationOptions options) {
+        layout.slotBase(config);
+    }
+
+    /** The report's second line: what ran, on what. */
+    String describe(VmConfig config, WorkloadOptions<?> layout, SimulationOptions options) {
+        return SimulationRun.describe(config, layout);
+    }
+
+    /** The report's body before the totals: by default the phase table, cache maintenance and the host side's non-zero counts. */
+    void printPhases(PrintWriter out, R result, VmConfig config) {
+        SimulationRun.printPhases(out, result.phases, config);
+    }
 
     /** Runs it on a fresh VM of {@code config} with the memslot {@code layout} and its own options from {@code options}. */
     abstract R run(VmConfig config, WorkloadOptions<?> layout, SimulationOptions options, Progress progress);
@@ -90,6 +120,10 @@ abstract class Workload<R extends RunResult> {
 
         void print(PrintWriter out) {
             workload.print(out, result);
+        }
+
+        void printPhases(PrintWriter out, VmConfig config) {
+            workload.printPhases(out, result, config);
         }
 
         void writeJson(ObjectNode root) {

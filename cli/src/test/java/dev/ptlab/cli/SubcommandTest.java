@@ -144,8 +144,8 @@ class SubcommandTest {
         assertThat(r.out()).startsWith("ptlab ").doesNotContain("${");
         r = Cli.run("run", "--help");
         assertThat(r.exit()).isZero();
-        assertThat(r.out()).contains("Usage: ptlab run [-hq] [--builtin-scenario]", "[--memory=SIZE]", "[--host-memory=MODEL]", "[--vcpus=N]",
-                "[--workload=NAME] [FILE]");
+        assertThat(r.out()).contains("Usage: ptlab run [-hq] [--builtin-scenario]", "[-b=SIZE]", "[--host-memory=MODEL]", "[-v=N]",
+                "[-s=KIND]", "[-p=GPA]", "[--schedule=HOW]", "[--partition]", "[--host-ipa-limit=BITS]", "[-m=ID[,ID...]]... [FILE]");
         r = Cli.run();
         assertThat(r.exit()).isEqualTo(2);
         assertThat(r.err()).startsWith("ptlab: missing subcommand; expected one of run, compare, translate, dump, export, bench, help");

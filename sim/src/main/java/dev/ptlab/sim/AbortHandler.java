@@ -91,7 +91,7 @@ final class AbortHandler {
         boolean logging = slot.logging();
         // The mapping size: the backing's page, forced to base pages while dirty logging, demoted
         // while the block would not be congruent in IPA and host PA or would leave the slot.
-        long size = logging ? granule.pageSize() : slot.backing().size(granule);
+        long size = logging ? granule.pageSize() : slot.backing().mappingSize(granule);
         long pa = slot.hostPa(gpa & -granule.pageSize());
         while (size > granule.pageSize() && !blockFits(slot, gpa, pa, size)) size = smallerBlock(size);
         // Tables may be needed unless this is a pure permission relaxation.

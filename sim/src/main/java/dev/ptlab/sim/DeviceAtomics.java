@@ -294,8 +294,9 @@ public final class DeviceAtomics {
             throw new IllegalArgumentException("host memory: " + config.hostMemory() + " has no host process for a device to share; "
                     + "device-atomics needs process");
         }
-        if (o.backing == Backing.HUGETLB) {
-            throw new IllegalArgumentException("backing: hugetlb pages cannot be made device-exclusive (EOPNOTSUPP); "
+        if (o.backing.hugetlb() || o.backing.shared()) {
+            throw new IllegalArgumentException("backing: " + o.backing + ": " + (o.backing.hugetlb() ? "hugetlb pages" : "shared memory")
+                    + " cannot be made device-exclusive (EOPNOTSUPP); "
                     + "device-atomics needs page or thp");
         }
         if (devices < 0 || devices > MAX_DEVICES) {

@@ -10,8 +10,11 @@ import dev.ptlab.mm.MmException;
  * A workload's one memslot and what backs it, as {@link VmConfig#hostMemory()} says: a fixed
  * host-physical range at {@link #HOST_BASE}, or a host process (a {@link Host} of
  * the VM's granule with the guest's memory plus some slack, and one address space with the guest
- * memory mmapped as private anonymous memory: THP backing adds MADV_HUGEPAGE, hugetlb backing
- * uses MAP_HUGETLB pages of the backing's size). {@link #close()} ends the process after the VM
+ * memory mmapped anonymous, MAP_SHARED for shmem and shared_hugetlb (ptlab's host has no memfd:
+ * a shared anonymous mapping stands for it), else MAP_PRIVATE: THP backing adds MADV_HUGEPAGE,
+ * hugetlb backing uses MAP_HUGETLB pages of the backing's size, or, for a contiguous size the host
+ * mm does not hold, of the stage-2 mapping size it maps with (32M as 2M pages, 64K as base
+ * pages: stage-2 sees the same, only the host's own fault counts differ). {@link #close()} ends the process after the VM
  * is destroyed, so every host page and page-table frame can be counted back.
  */
 final class GuestMemory implements AutoCloseable {
@@ -42,19 +45,22 @@ final class GuestMemory implements AutoCloseable {
             return new GuestMemory(vm.addMemslot(gpa, size, backing, HOST_BASE, false), null, null);
         }
         Granule g = c.granule();
-        long unit = backing.size(g);
+        backing.check(g);
+        // What the host mm can hold: hugetlb pages of a block size (a contiguous hugetlb size is
+        // held as pages of the stage-2 mapping size it maps with; see Backing#mappingSize).
+        long unit = backing.hugetlb() ? backing.mappingSize(g) : backing.size(g);
         // Slack for what the host itself may hold beyond the guest's pages (a COW copy, a THP
         // that cannot be split in place); the Host rounds up to its largest folio anyway.
         Host host = new Host(g, size + Math.max(unit, size / 16), VA_BITS, c.checking());
         AddressSpace mm = host.newAddressSpace();
         boolean added = false;
         try {
-            int flags = Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS;
-            if (backing == Backing.HUGETLB) flags |= Mman.MAP_HUGETLB | Long.numberOfTrailingZeros(unit) << Mman.MAP_HUGE_SHIFT;
+            int flags = (backing.shared() ? Mman.MAP_SHARED : Mman.MAP_PRIVATE) | Mman.MAP_ANONYMOUS;
+            if (backing.hugetlb() && unit > g.pageSize()) flags |= Mman.MAP_HUGETLB | Long.numberOfTrailingZeros(unit) << Mman.MAP_HUGE_SHIFT;
             long hva;
             try {
                 hva = mm.mmap(0, size, Mman.PROT_READ | Mman.PROT_WRITE, flags);
-                if (backing == Backing.THP) mm.madvise(hva, size, Mman.MADV_HUGEPAGE);
+                if (backing.kind() == Backing.Kind.THP) mm.madvise(hva, size, Mman.MADV_HUGEPAGE);
             } catch (MmException e) {
                 throw new IllegalArgumentException("backing: " + backing + " (" + Sizes.format(unit) + " host pages with the "
                         + g.label() + " granule) is not available from the host mm (" + e.getMessage()

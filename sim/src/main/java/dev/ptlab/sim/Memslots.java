@@ -86,7 +86,8 @@ final class Memslots {
             a = v.end();
         }
         checkNoOverlap(gpa, size);
-        Backing described = first.hugetlb() ? Backing.HUGETLB : first.thp() ? Backing.THP : Backing.PAGE;
+        Backing described = first.hugetlb() ? (first.shared() ? Backing.shared(true) : Backing.hugetlb(first.hugePageSize()))
+                : first.shared() ? Backing.shared(false) : first.thp() ? Backing.THP : Backing.PAGE;
         subscribe.accept(mm);
         return insert(new Memslot(slots.length, gpa, size, described, -1, mm, hva, readOnly, g.shift()));
     }

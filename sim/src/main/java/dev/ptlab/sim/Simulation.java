@@ -22,14 +22,23 @@ public final class Simulation {
 
     /** Runs {@code work} on every vCPU of {@code vm} at once and reports the phase. */
     public static PhaseReport runPhase(Vm vm, String name, VcpuWork work) {
+        return runPhase(vm, name, work, false);
+    }
+
+    /**
+     * Runs {@code work} on every vCPU of {@code vm} and reports the phase: at once, one thread
+     * per vCPU, or with {@code serial} one vCPU after another on the calling thread (vCPU 0's
+     * whole share, then vCPU 1's, ...), so that every count of a multi-vCPU phase is exact.
+     */
+    public static PhaseReport runPhase(Vm vm, String name, VcpuWork work, boolean serial) {
         List<Vcpu> vcpus = vm.vcpus();
         for (Vcpu v : vcpus) v.stats.reset();
         vm.tableMemory().resetPeak();
         PhaseReport.Snapshot before = new PhaseReport.Snapshot(vm);
         long wall;
-        if (vcpus.size() == 1) {
+        if (vcpus.size() == 1 || serial) {
             long t0 = System.nanoTime();
-            work.run(vcpus.get(0), 0);
+            for (int i = 0; i < vcpus.size(); i++) work.run(vcpus.get(i), i);
             wall = System.nanoTime() - t0;
         } else {
             wall = runThreads(vcpus, name, work);
@@ -39,7 +48,7 @@ public final class Simulation {
         return PhaseReport.of(name, wall, total, before, new PhaseReport.Snapshot(vm));
     }
 
-    /** Runs a VMM-side operation (dirty-log enable, disable, harvest) as a phase of its own. */
+    /** Runs a VMM-side operation (dirty logging on or off) as a phase of its own. */
     public static PhaseReport runHostOp(Vm vm, String name, Runnable op) {
         for (Vcpu v : vm.vcpus()) v.stats.reset();
         vm.tableMemory().resetPeak();

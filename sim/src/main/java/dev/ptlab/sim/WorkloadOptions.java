@@ -4,15 +4,16 @@ import dev.ptlab.core.arch.Granule;
 
 /**
  * What every workload's options share: the guest memory's size and backing and the number of
- * vCPUs, which together place the one memslot (at the top of guest-physical space) and split its
- * large pages between the vCPUs. A workload's own options extend this with its knobs.
+ * vCPUs (defaults: the selftest's, 1 GiB, anonymous, one vCPU). {@link #slotBase} places the
+ * random workloads' memslot at the top of guest-physical space; the selftest places its own
+ * ({@link KvmPageTableSelftest#plan}). A workload's own options extend this with its knobs.
  *
  * @param <T> the workload's options type, so the setters chain
  */
 public abstract class WorkloadOptions<T extends WorkloadOptions<T>> {
     long memory = 1L << 30;
     Backing backing = Backing.PAGE;
-    int vcpus = 2;
+    int vcpus = 1;
 
     @SuppressWarnings("unchecked")
     private T self() {

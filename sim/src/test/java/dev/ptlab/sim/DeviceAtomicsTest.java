@@ -67,6 +67,9 @@ class DeviceAtomicsTest {
                 new Progress())).isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("host memory: fixed has no host process");
         assertThatThrownBy(() -> DeviceAtomics.run(VmConfig.defaults(), options(Backing.HUGETLB), 1, new Progress()))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("backing: hugetlb");
+        // Shared memory (shmem) is not anonymous: make_device_exclusive refuses it as well.
+        assertThatThrownBy(() -> DeviceAtomics.run(VmConfig.defaults(), options(Backing.parse("shmem")), 1, new Progress()))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("backing: shmem: shared memory cannot be made device-exclusive");
         assertThatThrownBy(() -> DeviceAtomics.run(VmConfig.defaults(), options(Backing.PAGE), -1, new Progress()))
                 .isInstanceOf(IllegalArgumentException.class).hasMessage("devices: -1 is outside 0..16");
     }

@@ -42,7 +42,7 @@ final class MemslotLine extends ScenarioCommand {
         m.slots().add(s);
         if (!m.printing()) return;
         Geometry g = m.geometry();
-        long unit = backing.size(g.granule());
+        long unit = backing.mappingSize(g.granule());
         m.print("memslot " + s.id() + ": " + Numbers.range(s.gpa(), s.size()) + " (" + Numbers.size(s.size()) + ") -> host "
                 + Numbers.hex(s.hostPa()) + ", " + backing + " backing (faults map up to " + Numbers.size(unit)
                 + (unit == g.granule().pageSize() ? " pages" : " blocks") + "), " + (s.readOnly()
