@@ -2,7 +2,6 @@ package dev.ptlab.sim;
 
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Granule;
-import dev.ptlab.core.hw.TlbSystem;
 import dev.ptlab.core.mem.MemCache;
 import dev.ptlab.core.table.MmuLock;
 import dev.ptlab.core.table.Stage2PageTable;
@@ -17,17 +16,13 @@ import dev.ptlab.core.table.Stage2PageTable;
  */
 final class DirtyLog {
     private final Stage2PageTable table;
-    private final TlbSystem tlbs;
-    private final int vmid;
     private final long pageSize;
     private final long eagerSplitChunk;
     private final MemCache splitCache;
     private final long splitCacheCapacity;
 
-    DirtyLog(Stage2PageTable table, TlbSystem tlbs, int vmid, long eagerSplitChunk, MemCache splitCache) {
+    DirtyLog(Stage2PageTable table, long eagerSplitChunk, MemCache splitCache) {
         this.table = table;
-        this.tlbs = tlbs;
-        this.vmid = vmid;
         this.pageSize = table.geometry().granule().pageSize();
         this.eagerSplitChunk = eagerSplitChunk;
         this.splitCache = splitCache;
@@ -35,7 +30,7 @@ final class DirtyLog {
     }
 
     /** Frames one eager-split chunk may need: one table per block of each block level the chunk can contain. */
-    private static long splitCapacity(Geometry geometry, long chunk) {
+    static long splitCapacity(Geometry geometry, long chunk) {
         if (chunk == 0) return 0;
         long n = 0;
         for (int l = geometry.startLevel(); l < Granule.LAST_LEVEL; l++) {
@@ -72,16 +67,11 @@ final class DirtyLog {
     /**
      * The TLBI after write-protecting {@code slot}: {@code kvm_flush_remote_tlbs_memslot}, which
      * on arm64 is {@code kvm_tlb_flush_vmid_range} over the slot (Linux 7.1-rc4): a range
-     * invalidation with range TLBI, the whole VMID without it.
+     * invalidation per at most MAX_TLBI_RANGE_PAGES pages with range TLBI, the whole VMID
+     * without it ({@link Stage2PageTable#flushVmidRange}).
      */
     private void flushSlot(Memslot slot) {
-        // TODO(core14 helper): call Stage2PageTable.flushVmidRange(ipa, size) once it lands; it
-        // also splits ranges above MAX_TLBI_RANGE_PAGES into several range invalidations.
-        if ((table.tableFlags() & Stage2PageTable.RANGE_TLBI) != 0) {
-            tlbs.flushVmidRange(vmid, slot.gpa(), slot.size());
-        } else {
-            tlbs.flushVmid(vmid);
-        }
+        table.flushVmidRange(slot.gpa(), slot.size());
     }
 
     /** See {@link Vm#disableDirtyLogging(Memslot)}. */

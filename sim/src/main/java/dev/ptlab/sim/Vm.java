@@ -64,11 +64,13 @@ public final class Vm {
         this.tableMemory = new PhysicalMemory(TABLE_MEMORY_BASE, config.tableMemory(), config.granule(), config.checking());
         this.table = new Stage2PageTable(geometry, tableMemory, tlbs, config.vmid(), config.tableFlags());
         table.setCoalescePolicy(config.coalescePolicy());
-        this.splitCache = new MemCache(tableMemory);
+        // The eager-split cache's capacity is its minimum, one chunk's worth of tables, as KVM
+        // sizes kvm->arch.mmu.split_page_cache (Linux 7.1-rc4).
+        this.splitCache = new MemCache(tableMemory, (int) Math.max(1, Math.min(Integer.MAX_VALUE, DirtyLog.splitCapacity(geometry, chunk))));
         this.slots = new Memslots(geometry);
         this.notifiers = new NotifierBridge(table, tlbs, config.vmid(), config.granule().pageSize(), slots, invalidations);
         this.aborts = new AbortHandler(geometry, table, slots, invalidations, config.faultLocking());
-        this.dirtyLog = new DirtyLog(table, tlbs, config.vmid(), chunk, splitCache);
+        this.dirtyLog = new DirtyLog(table, chunk, splitCache);
     }
 
     /** Whether stage-2 of {@code geometry} can map a block (not a page) of {@code size}. */

@@ -130,6 +130,18 @@ class VmFeaturesTest {
     }
 
     @Test
+    void theLogEnableFlushOfASlotAboveMaxTlbiRangePagesIsSeveralRangeTlbis() {
+        // kvm_tlb_flush_vmid_range splits at MAX_TLBI_RANGE_PAGES = 2^21 pages = 8 GiB of 4K
+        // pages: a 20 GiB slot is flushed by ceil(20 / 8) = 3 range TLBIs (before: 1 of any size).
+        Vm vm = new Vm(VmConfig.defaults().withIpaBits(40));
+        Memslot slot = vm.addMemslot(1L << 36, 20L << 30, Backing.PAGE, HOST, false);
+        long before = vm.tlbs().flushes(TlbiScope.RANGE);
+        vm.enableDirtyLogging(slot);
+        assertThat(vm.tlbs().flushes(TlbiScope.RANGE) - before).isEqualTo(3);
+        vm.destroy();
+    }
+
+    @Test
     void withHardwareAfAnAgedPageIsMadeYoungByTheMmuWithoutAFault() {
         for (boolean ha : new boolean[] {true, false}) {
             Vm vm = new Vm(VmConfig.defaults().withHardwareAf(ha));
