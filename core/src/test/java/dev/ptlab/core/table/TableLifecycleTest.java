@@ -156,4 +156,32 @@ class TableLifecycleTest {
             assertThat(f.mem.framesInUse()).as(op).isEqualTo(f.baseline);
         }
     }
+
+    /**
+     * createUnlinked's checks come first: the table is live (a destroyed table says so, whatever
+     * the cache holds), the block's output address is inside the 48-bit space. An unlinked
+     * subtree reports its level and base, and can be freed once.
+     */
+    @Test
+    void createUnlinkedChecksTheTableAndTheOutputAddressAndItsSubtreeIsFreedOnce() {
+        Fixture f = new Fixture(Granule.G4K, 40, 0);
+        f.cache.topUp(4);
+        assertThatThrownBy(() -> f.table.createUnlinked(1L << 48, 2, Prot.R, f.cache, false)).isInstanceOf(PageTableException.class)
+                .extracting(e -> ((PageTableException) e).argument()).isEqualTo("pa");
+        UnlinkedTable u = f.table.createUnlinked(P, 2, Prot.R, f.cache, false);
+        assertThat(u.level()).isEqualTo(2);
+        assertThat(u.base()).isZero();
+        assertThat(u.freed()).isFalse();
+        assertThat(u).hasToString("UnlinkedTable[level 2 entry, base 0x0]");
+        f.table.freeUnlinked(u);
+        assertThat(u.freed()).isTrue();
+        assertThat(u).hasToString("UnlinkedTable[level 2 entry, base 0x0, freed]");
+        assertThatThrownBy(() -> f.table.freeUnlinked(u)).isInstanceOf(IllegalStateException.class).hasMessageContaining("already freed");
+        f.destroyAndCheck();
+        f.cache.topUp(4);
+        assertThatThrownBy(() -> f.table.createUnlinked(P, 2, Prot.R, f.cache, false)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("destroyed");
+        assertThat(f.cache.size()).as("nothing taken from the cache").isEqualTo(4);
+        f.cache.release();
+    }
 }
