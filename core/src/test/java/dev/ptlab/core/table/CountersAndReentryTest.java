@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.ptlab.core.arch.Geometry;
 import dev.ptlab.core.arch.Granule;
 import dev.ptlab.core.arch.Prot;
+import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.hw.TlbSystem;
 import dev.ptlab.core.mem.PhysicalMemory;
 import dev.ptlab.core.walk.Status;
@@ -39,6 +40,10 @@ class CountersAndReentryTest {
         assertThat(f.table.counters().leavesInstalled()).isEqualTo(5);
         assertThat(f.table.counters().tablesInstalled()).isEqualTo(2);
         assertThat(f.table.counters().get(TableCounter.LEAVES_INSTALLED)).isEqualTo(5);
+        // The same owner again on the same pages: every entry already holds it, nothing changes.
+        f.table.setOwner(A, 3 * K4, f.cache, 5);
+        assertThat(f.table.counters().leavesInstalled()).isEqualTo(5);
+        assertThat(f.table.getLeaf(A + K4).pte()).isEqualTo(Pte.ownerAnnotation(5));
         assertThat(f.table.mmuLock().heldForWrite()).isFalse();
         f.destroyAndCheck();
     }
@@ -51,6 +56,9 @@ class CountersAndReentryTest {
     void hypMapAndUnmapCountLeavesAndTablesAndLeaveTheLockFree() {
         PhysicalMemory mem = new PhysicalMemory(Fixture.MEM_BASE, 16L << 20, Granule.G4K, true);
         HypPageTable h = new HypPageTable(Geometry.hyp(Granule.G4K, 48), mem, new TlbSystem());
+        // TTBR0_EL2 holds the root's PA in place (48-bit format); TCR_EL2.T0SZ is 64 - 48.
+        assertThat(h.ttbr0()).isEqualTo(h.rootPa());
+        assertThat(h.tcr(false) & 0x3F).isEqualTo(16);
         h.map(G1, K4, 0x8000_0000L, Prot.RW);
         assertThat(h.counters().leavesInstalled()).isEqualTo(1);
         assertThat(h.counters().tablesInstalled()).isEqualTo(3);
