@@ -51,6 +51,11 @@ class ConcurrentCoalesceTest {
             assertThat(ok).as("round %d: %s and %s", rounds, first, second[0]).isEqualTo(1);
             assertThat(first == Status.OK ? second[0] : first).isEqualTo(Status.RACED);
             assertThat(f.table.getLeaf(A).level()).isEqualTo(2);
+            // Each round: one block installed, and one RACED visit (the loser's; a fault walk
+            // stops at it), counted whether the loser lost the table entry's compare-and-swap,
+            // met it LOCKED, or found the block.
+            assertThat(f.table.counters().coalesced()).as("round %d", rounds).isEqualTo(rounds + 1);
+            assertThat(f.table.counters().raced()).as("round %d", rounds).isEqualTo(rounds + 1);
             f.table.unmap(A, M2);
             rounds++;
         }
