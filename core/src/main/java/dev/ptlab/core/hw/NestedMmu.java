@@ -59,6 +59,8 @@ public final class NestedMmu {
     private final PhysicalMemory guestTables;
     private final Granule granule;
     private final int pageShift;
+    /** levelShift(level) at index {@code level + 1}, read once (the walk needs one per level). */
+    private final int[] shifts = new int[Granule.LAST_LEVEL - Granule.FIRST_LEVEL + 1];
     private final int indexMask;
     private final long oaMask;
     private final int vmid;
@@ -108,6 +110,7 @@ public final class NestedMmu {
         this.guestTables = guestTables;
         this.granule = stage2.geometry().granule();
         this.pageShift = granule.shift();
+        for (int level = Granule.FIRST_LEVEL; level <= Granule.LAST_LEVEL; level++) shifts[level + 1] = granule.levelShift(level);
         this.indexMask = granule.entriesPerTable() - 1;
         this.oaMask = ((1L << 48) - 1) & -granule.pageSize();
         this.vmid = stage2.vmid();
@@ -233,7 +236,7 @@ public final class NestedMmu {
             lastS1Pte = s1pte;
             lastS2Pte = s2pte;
             lastLevel = hit;
-            long span = 1L << granule.levelShift(hit);
+            long span = 1L << shifts[hit + 1];
             if (!stage1Permits(s1pte, access)) return s1Fault(FaultType.PERMISSION, hit);
             if (!stage2Permits(s2pte, access)) {
                 lastFaultIpa = outputIpa(s1pte, va, hit);
@@ -266,7 +269,7 @@ public final class NestedMmu {
         long table = root;
         long tableBits = 0;
         for (;;) {
-            int idx = (int) (addr >>> granule.levelShift(level)) & indexMask;
+            int idx = (int) (addr >>> shifts[level + 1]) & indexMask;
             long descIpa = table + ((long) idx << 3);
             long descPa = s2.translate(descIpa, Access.READ);
             if (Translation.isFault(descPa)) {
@@ -311,14 +314,14 @@ public final class NestedMmu {
         if (Translation.isFault(pa)) return pa;
         // The combined entry spans the smaller leaf: index it at the deeper level.
         int clevel = Math.max(level, s2.lastLevel());
-        long span = 1L << granule.levelShift(clevel);
+        long span = 1L << shifts[clevel + 1];
         tlb.fillCombined(vmid, asid, va, clevel, s1pte, lastS2Pte, pa & -span, generation);
         lastLevel = clevel;
         return pa;
     }
 
     private long outputIpa(long s1pte, long va, int level) {
-        long span = 1L << granule.levelShift(level);
+        long span = 1L << shifts[level + 1];
         return (s1pte & oaMask & -span) + (va & (span - 1));
     }
 
