@@ -50,9 +50,10 @@ import org.openjdk.jmh.annotations.TearDown;
  *   <li>{@code nestedMiss}, {@code walkEntries=0}: a TLB of one entry per level and no walk
  *       cache, so every translation misses everything and makes the full 4 × (4 + 1) + 4 = 24
  *       descriptor reads (checked in the tear-down).</li>
- *   <li>{@code nestedMiss}, {@code walkEntries=64}: the default-sized TLB with walk cache; the VA
- *       pattern misses the combined and stage-1 entries every time, while the stage-2 leaves of
- *       the table frames and the stage-2 walk cache are warm.</li>
+ *   <li>{@code nestedMiss}, {@code walkEntries=64}: the default-sized TLB with walk caches; the
+ *       VA pattern misses the combined and stage-1 leaf entries every time, while the stage-1 and
+ *       stage-2 walk caches and the stage-2 leaves of the table frames are warm (with stride 1,
+ *       about one stage-1 and one stage-2 descriptor read per translation).</li>
  *   <li>{@code nestedHit}: 512 consecutive pages, each a combined-entry hit.</li>
  * </ul>
  * The tear-down checks the hit/miss counts, so a benchmark that measures the wrong path fails.

@@ -40,7 +40,8 @@ import java.util.Objects;
  *
  * <p><b>TLB.</b> A walk caches the stage-1 leaf (VA→IPA, effective permissions folded in from
  * APTable/PXNTable/UXNTable) and the combined VA→PA entry, both tagged with the VMID and, if nG,
- * the ASID; the stage-2 Mmu caches IPA→PA leaves for descriptor and output IPAs (D8.16 IYWBQX)
+ * the ASID, and each guest table descriptor it reads in the stage-1 walk cache (ASID-tagged; a
+ * walk starts below the TTBR at the deepest one, translating its next-table IPA through stage 2); the stage-2 Mmu caches IPA→PA leaves for descriptor and output IPAs (D8.16 IYWBQX)
  * and its walk cache. A lookup tries the combined entry, then the stage-1 entry (then only the
  * output IPA goes through stage 2). IPAS2E1IS leaves combined entries alone; only VMALLE1IS,
  * VAE1IS or VMALLS12E1IS remove them.
@@ -65,6 +66,8 @@ public final class NestedMmu {
     private final long oaMask;
     private final int vmid;
     private final boolean fwb;
+    /** Stage-1 walks use the TLB's stage-1 walk cache (when it has one). */
+    private final boolean walkCache;
 
     // Decoded EL1 registers.
     private boolean mmuOn;
@@ -115,6 +118,7 @@ public final class NestedMmu {
         this.oaMask = ((1L << 48) - 1) & -granule.pageSize();
         this.vmid = stage2.vmid();
         this.fwb = stage2.fwb();
+        this.walkCache = tlb.walkEntries() > 0;
         this.stage2ReadsBase = stage2.descriptorReads();
     }
 
@@ -268,6 +272,17 @@ public final class NestedMmu {
         long addr = va & ((1L << iaBits) - 1);
         long table = root;
         long tableBits = 0;
+        Tlb t = tlb;
+        if (walkCache) {
+            int hit = t.stage1WalkLookup(vmid, asid, va, level);
+            if (hit >= 0) {
+                // Continue below the cached guest table descriptor: its next table is an IPA,
+                // still translated by stage 2 below, so stage-2 changes are seen (RRVJDB, IYWBQX).
+                table = t.cachedWalkPte() & oaMask;
+                tableBits = t.cachedStage1TableBits();
+                level = hit + 1;
+            }
+        }
         for (;;) {
             int idx = (int) (addr >>> shifts[level + 1]) & indexMask;
             long descIpa = table + ((long) idx << 3);
@@ -291,6 +306,7 @@ public final class NestedMmu {
             if (Pte.isTable(pte, level)) {
                 if (oa >= ipaLimit) return s1Fault(FaultType.ADDRESS_SIZE, level);
                 tableBits |= pte & Stage1Descriptor.TABLE_CONTROLS;
+                if (walkCache) t.fillStage1Walk(vmid, asid, va, level, pte, tableBits, generation);
                 table = oa;
                 level++;
                 continue;

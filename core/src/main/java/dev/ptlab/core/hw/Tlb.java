@@ -24,7 +24,9 @@ import java.lang.invoke.VarHandle;
  * Each TLBI names the kinds it reaches: stage-2 forms never touch STAGE1 or COMBINED entries
  * (IPAS2E1IS is not required to, D8.17.6.1), VMALLE1* and VAE1* touch only those. A combined
  * entry spans the smaller of its two leaves (it is indexed at the deeper of their levels).
- * There is no stage-1 walk cache: every stage-1 walk starts at the TTBR.
+ * Stage-1 walk-cache entries (guest table descriptors per level, with the next table's IPA and
+ * the hierarchical APTable/XNTable bits gathered down to it) are always ASID-tagged: entries
+ * above the final level are non-global (D8.16 RCHVGJ).
  *
  * <p>Replacement: direct-mapped eviction by default (a fill replaces whatever its slot held). In
  * {@linkplain #setStrict strict} mode an occupied slot is never evicted: the new translation is
@@ -184,6 +186,7 @@ public final class Tlb {
         for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
             s1[level] = new long[S1_STRIDE * slots[level]];
             comb[level] = new long[COMB_STRIDE * slots[level]];
+            s1walk[level] = new long[S1W_STRIDE * wn];
         }
         sh0 = shifts[0]; sh1 = shifts[1]; sh2 = shifts[2]; sh3 = shifts[3];
         m0 = slots[0] - 1; m1 = slots[1] - 1; m2 = slots[2] - 1; m3 = slots[3] - 1;
@@ -607,6 +610,67 @@ public final class Tlb {
         return word == 0 || word == ((long) asid << 1 | 1);
     }
 
+    // Stage-1 walk cache, per table level -1..2 (index level + 1): (tag, asid word, table
+    // descriptor, hierarchical bits gathered down to and including it); as big as the stage-2 one.
+    private static final int S1W_STRIDE = 4;
+    private final long[][] s1walk = new long[4][];
+    private int s1WalkFilled;
+    private long lastS1TableBits;
+    private long s1WalkHits;
+
+    /** Stage-1 walks that started below the TTBR thanks to a stage-1 walk-cache entry. */
+    public long stage1WalkHits() { return s1WalkHits; }
+
+    /**
+     * The deepest stage-1 walk-cache entry at or below {@code minLevel} for {@code va} of
+     * {@code vmid} and {@code asid}: its level, or -2. The descriptor is then
+     * {@link #cachedWalkPte()}, the gathered table bits {@link #cachedStage1TableBits()}.
+     */
+    public int stage1WalkLookup(int vmid, int asid, long va, int minLevel) {
+        if (s1WalkFilled == 0) return -2;
+        long word = (long) asid << 1 | 1;
+        for (int level = Granule.LAST_LEVEL - 1; level >= minLevel; level--) {
+            if ((s1WalkFilled & (1 << (level + 1))) == 0) continue;
+            long[] w = s1walk[level + 1];
+            int shift = shifts(level);
+            int i = (int) ((va >>> shift) & wmask) * S1W_STRIDE;
+            if ((long) LONGS.getAcquire(w, i) == tag(va, shift, vmid) && w[i + 1] == word) {
+                s1WalkHits++;
+                lastWalkPte = w[i + 2];
+                lastS1TableBits = w[i + 3];
+                return level;
+            }
+        }
+        return -2;
+    }
+
+    /** Hierarchical bits of the stage-1 walk entry the last {@link #stage1WalkLookup} found. */
+    public long cachedStage1TableBits() { return lastS1TableBits; }
+
+    /** Caches a guest table descriptor read at {@code level} for {@code va} (see {@link #fillWalk}). */
+    public boolean fillStage1Walk(int vmid, int asid, long va, int level, long pte, long tableBits, long walkGeneration) {
+        if (walkEntries == 0) return false;
+        long[] w = s1walk[level + 1];
+        int shift = shifts(level);
+        int i = (int) ((va >>> shift) & wmask) * S1W_STRIDE;
+        long tag = tag(va, shift, vmid);
+        long word = (long) asid << 1 | 1;
+        if (strict) {
+            long held = (long) LONGS.getAcquire(w, i);
+            if (held != 0 && (held != tag || w[i + 1] != word)) return false;
+        }
+        s1WalkFilled |= 1 << (level + 1);
+        w[i + 1] = word;
+        w[i + 2] = pte;
+        w[i + 3] = tableBits;
+        return publish(w, i, tag, walkGeneration);
+    }
+
+    /** Valid stage-1 walk-cache entries. */
+    public int stage1WalkSize() {
+        return count(s1walk, S1W_STRIDE);
+    }
+
     /** Stage-1 hits (VA→IPA, then stage 2 only for the output) and combined hits so far. */
     public long stage1Hits() { return s1Hits; }
     public long combinedHits() { return combinedHits; }
@@ -714,10 +778,18 @@ public final class Tlb {
 
     /**
      * TLBI VAE1 / VALE1: stage-1 and combined entries of {@code vmid} translating {@code va} at a
-     * level in {@code leafLevels} (bit {@code level + 1}) that are global or of {@code asid}.
+     * level in {@code leafLevels} (bit {@code level + 1}) that are global or of {@code asid}, and
+     * stage-1 walk-cache entries of {@code asid} for it at a level in {@code walkLevels}.
      */
-    public void invalidateStage1Va(int vmid, int asid, long va, int leafLevels) {
+    public void invalidateStage1Va(int vmid, int asid, long va, int leafLevels, int walkLevels) {
         bump();
+        for (int level = Granule.FIRST_LEVEL; level < Granule.LAST_LEVEL && walkEntries > 0; level++) {
+            if ((walkLevels & (1 << (level + 1))) == 0) continue;
+            long[] w = s1walk[level + 1];
+            int shift = shifts(level);
+            int i = (int) ((va >>> shift) & wmask) * S1W_STRIDE;
+            if (w[i + 1] == ((long) asid << 1 | 1)) LONGS.compareAndSet(w, i, tag(va, shift, vmid), 0L);
+        }
         for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
             if ((leafLevels & (1 << (level + 1))) == 0) continue;
             int sh = shifts[level];
@@ -731,8 +803,8 @@ public final class Tlb {
     /** Drops stage-1 and combined entries of {@code vmid} (every VMID if {@code all}). */
     private void dropStage1(int vmid, boolean all) {
         for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
-            for (long[] a : new long[][] {s1[level], comb[level]}) {
-                int stride = a == s1[level] ? S1_STRIDE : COMB_STRIDE;
+            for (long[] a : new long[][] {s1[level], comb[level], s1walk[level]}) {
+                int stride = a == s1[level] ? S1_STRIDE : a == comb[level] ? COMB_STRIDE : S1W_STRIDE;
                 for (int i = 0; i < a.length; i += stride) {
                     long tag = (long) LONGS.getAcquire(a, i);
                     if (tag != 0 && (all || ((tag >>> 1) & 0xFFFF) == vmid)) LONGS.compareAndSet(a, i, tag, 0L);

@@ -251,7 +251,7 @@ public final class TlbSystem implements TlbMaintenance {
                 for (Tlb t : tlbs) t.invalidate(0, addr, 1, leafLevels(op, ttl), 0);
             } else if (op == TlbiOp.VAE1IS) {
                 // size carries the ASID here (VAE1IS's operand [63:48]).
-                for (Tlb t : tlbs) t.invalidateStage1Va(vmid, (int) size, addr, leafLevels(op, ttl));
+                for (Tlb t : tlbs) t.invalidateStage1Va(vmid, (int) size, addr, leafLevels(op, ttl), walkLevels(op, ttl));
             } else if (local != null) {
                 local.invalidateStage1(vmid); // VMALLE1
             } else {

@@ -74,10 +74,39 @@ class TwoStageTranslationTest {
         r.mapS2(IPA, 2 * Granule.G4K.pageSize(), PA, Prot.RW);
         assertThat(read(r.mmu, VA)).isEqualTo(PA);
         assertThat(r.mmu.walkReads()).isEqualTo(14);
-        // Next page: the stage-2 leaves of the four table frames are cached (0 stage-2 reads for
-        // them), 4 stage-1 reads, and IPA 0x8024_1000 walks from the cached level-2 descriptor: 1.
+        assertThat(r.tlb.stage1WalkSize()).isEqualTo(3); // the level-0, 1 and 2 guest table descriptors
+        // Next page: the stage-1 walk cache gives the level-2 descriptor, so only the level-3
+        // table is read (its frame's stage-2 leaf is cached: 0 stage-2 reads, 1 stage-1 read), and
+        // IPA 0x8024_1000 walks from the cached stage-2 level-2 descriptor: 1. 14 + 2 = 16.
         assertThat(read(r.mmu, VA + 0x1000)).isEqualTo(PA + 0x1000);
-        assertThat(r.mmu.walkReads()).isEqualTo(14 + 5);
+        assertThat(r.mmu.walkReads()).isEqualTo(14 + 2);
+        assertThat(r.tlb.stage1WalkHits()).isEqualTo(1);
+    }
+
+    /**
+     * Stage-1 walk entries hold next-table IPAs: IPAS2E1IS of a table frame's IPA leaves them
+     * (the IPA is translated again through stage 2 on use); VMALLE1IS and the guest's VAE1IS
+     * remove them.
+     */
+    @Test
+    void stageOneWalkEntriesGoWithVmalle1isAndVae1isNotWithIpas2e1is() {
+        TwoStageRig r = new TwoStageRig(Granule.G4K, 64);
+        r.s1.map(VA, 0x2000, IPA, Prot.RW, false, true);
+        r.mapS2(IPA, 0x2000, PA, Prot.RW);
+        read(r.mmu, VA);
+        assertThat(r.tlb.stage1WalkSize()).isEqualTo(3);
+        r.tlbs.ipas2e1is(VMID, TABLES + 0x3000, TlbMaintenance.LEVEL_UNKNOWN);
+        r.tlbs.dsb();
+        assertThat(r.tlb.stage1WalkSize()).isEqualTo(3);
+        r.tlbs.vmalle1is(VMID);
+        r.tlbs.dsb();
+        assertThat(r.tlb.stage1WalkSize()).isZero();
+        read(r.mmu, VA);
+        assertThat(r.tlb.stage1WalkSize()).isEqualTo(3);
+        // The guest unmaps the page: VAE1IS with TTL 3 reaches the walk entries above level 3.
+        r.s1.unmap(VA, 0x1000);
+        assertThat(r.tlb.stage1WalkSize()).isZero();
+        assertThat(read(r.mmu, VA + 0x1000)).isEqualTo(PA + 0x1000);
     }
 
     /** A stage-1 2M block over stage-2 4K pages: the combined entry is a page; another page of the block uses the stage-1 entry. */
