@@ -188,6 +188,7 @@ public final class Tlb {
             comb[level] = new long[COMB_STRIDE * slots[level]];
             s1walk[level] = new long[S1W_STRIDE * wn];
         }
+        c0 = comb[0]; c1 = comb[1]; c2 = comb[2]; c3 = comb[3];
         sh0 = shifts[0]; sh1 = shifts[1]; sh2 = shifts[2]; sh3 = shifts[3];
         m0 = slots[0] - 1; m1 = slots[1] - 1; m2 = slots[2] - 1; m3 = slots[3] - 1;
     }
@@ -592,6 +593,7 @@ public final class Tlb {
     private static final int COMB_STRIDE = 5;
     private final long[][] s1 = new long[4][];
     private final long[][] comb = new long[4][];
+    private final long[] c0, c1, c2, c3;
     /** Bit {@code level} set once a stage-1 (bits 0..3) or combined (bits 4..7) entry was filled there. */
     private int s1Filled;
     private long s1Hits;
@@ -682,20 +684,30 @@ public final class Tlb {
      * first byte. Owner only; allocation-free.
      */
     public int lookupCombined(int vmid, int asid, long va) {
-        int filled = s1Filled >>> 4;
-        for (int level = Granule.LAST_LEVEL; level >= 0; level--) {
-            if ((filled & (1 << level)) == 0) continue;
-            long[] c = comb[level];
-            int i = (int) ((va >>> shifts[level]) & (slots[level] - 1)) * COMB_STRIDE;
-            if ((long) LONGS.getAcquire(c, i) == tag(va, shifts[level], vmid) && asidMatches(c[i + 1], asid)) {
-                combinedHits++;
-                lastHitPte = c[i + 2];
-                lastS2Pte = c[i + 3];
-                lastPa = c[i + 4];
-                return level;
-            }
-        }
+        // Unrolled over final per-level fields, as lookup: the hit path of every guest access.
+        int filled = s1Filled;
+        if ((filled & 0x80) != 0 && combHolds(c3, sh3, m3, va, vmid, asid)) return combHit(c3, combAt(va, sh3, m3), 3);
+        if ((filled & 0x40) != 0 && combHolds(c2, sh2, m2, va, vmid, asid)) return combHit(c2, combAt(va, sh2, m2), 2);
+        if ((filled & 0x20) != 0 && combHolds(c1, sh1, m1, va, vmid, asid)) return combHit(c1, combAt(va, sh1, m1), 1);
+        if ((filled & 0x10) != 0 && combHolds(c0, sh0, m0, va, vmid, asid)) return combHit(c0, combAt(va, sh0, m0), 0);
         return -2;
+    }
+
+    private static int combAt(long va, int shift, int mask) {
+        return (int) ((va >>> shift) & mask) * COMB_STRIDE;
+    }
+
+    private static boolean combHolds(long[] c, int shift, int mask, long va, int vmid, int asid) {
+        int i = combAt(va, shift, mask);
+        return (long) LONGS.getAcquire(c, i) == tag(va, shift, vmid) && asidMatches(c[i + 1], asid);
+    }
+
+    private int combHit(long[] c, int i, int level) {
+        combinedHits++;
+        lastHitPte = c[i + 2];
+        lastS2Pte = c[i + 3];
+        lastPa = c[i + 4];
+        return level;
     }
 
     /** Looks up a stage-1 VA→IPA leaf as {@link #lookupCombined}; its descriptor is then {@link #cachedPte()}. */
