@@ -193,6 +193,15 @@ public final class Mmu {
      *     {@link Translation#faultType} and {@link Translation#faultLevel}
      */
     public long translate(long addr, Access access) {
+        return translate(addr, access, true);
+    }
+
+    /**
+     * {@link #translate}; {@code markWalk} false when the caller ({@link NestedMmu}) already
+     * marks a walk in flight on this TLB (its stage-2 lookups for stage-1 descriptors run inside
+     * its own walk).
+     */
+    long translate(long addr, Access access, boolean markWalk) {
         if (addr < 0 || addr >= iaLimit) {
             return fault(FaultType.TRANSLATION, 0);
         }
@@ -207,6 +216,13 @@ public final class Mmu {
             return geometry.outputAddress(pte) + (addr & (span - 1));
         }
         lastTlbHit = false;
+        if (!markWalk) {
+            walks++;
+            for (;;) {
+                long r = walkOnce(addr, access);
+                if (r != RETRY) return r;
+            }
+        }
         return walk(addr, access);
     }
 

@@ -78,6 +78,8 @@ public final class NestedMmu {
     private int asid;
     private long ipaLimit;
     private boolean el0;
+    /** Inside {@link #walk}: this CPU's walk is marked in flight, stage-2 lookups must not mark again. */
+    private boolean inWalk;
 
     private long sctlrEl1, tcrEl1, ttbr0El1, ttbr1El1;
 
@@ -258,9 +260,11 @@ public final class NestedMmu {
         }
         walks++;
         tlb.beginWalk();
+        inWalk = true;
         try {
             return walk(va, access, upper ? root1 : root0, 64 - tsz);
         } finally {
+            inWalk = false;
             tlb.endWalk();
         }
     }
@@ -286,7 +290,7 @@ public final class NestedMmu {
         for (;;) {
             int idx = (int) (addr >>> shifts[level + 1]) & indexMask;
             long descIpa = table + ((long) idx << 3);
-            long descPa = s2.translate(descIpa, Access.READ);
+            long descPa = s2.translate(descIpa, Access.READ, false);
             if (Translation.isFault(descPa)) {
                 lastFaultIpa = descIpa;
                 return s2Fault(Translation.faultType(descPa), Translation.faultLevel(descPa), true);
@@ -346,7 +350,7 @@ public final class NestedMmu {
         // Stage 2 has no EL distinction but for execute (XN[1:0] with FEAT_XNX): an EL0 fetch
         // is looked up as a read and checked against the EL0 execute permission here.
         boolean el0Exec = el0 && access == Access.EXEC;
-        long pa = s2.translate(ipa, el0Exec ? Access.READ : access);
+        long pa = s2.translate(ipa, el0Exec ? Access.READ : access, !inWalk);
         lastS2Pte = s2.lastPte();
         if (Translation.isFault(pa)) {
             lastFaultIpa = ipa;

@@ -230,17 +230,13 @@ public final class Tlb {
      * the walk sees the invalidation's generation bump (and so every entry change made before it).
      */
     void beginWalk() {
-        // Nested: a two-stage walk runs stage-2 walks inside its own; only the outermost marks.
-        if (walkDepth++ == 0) WALK.setVolatile(this, (long) WALK.getOpaque(this) + 1);
+        WALK.setVolatile(this, (long) WALK.getOpaque(this) + 1);
     }
 
     /** The owning CPU's MMU finished its walk (and its fill, if any). */
     void endWalk() {
-        if (--walkDepth == 0) WALK.setRelease(this, (long) WALK.getOpaque(this) + 1);
+        WALK.setRelease(this, (long) WALK.getOpaque(this) + 1);
     }
-
-    /** Walks in progress on the owning CPU (a nested walk counts its stage-2 walks too); owner only. */
-    private int walkDepth;
 
     /**
      * Waits until a walk that was in flight when this was called has finished: the architectural
@@ -594,8 +590,15 @@ public final class Tlb {
     private final long[][] s1 = new long[4][];
     private final long[][] comb = new long[4][];
     private final long[] c0, c1, c2, c3;
-    /** Bit {@code level} set once a stage-1 (bits 0..3) or combined (bits 4..7) entry was filled there. */
-    private int s1Filled;
+    /**
+     * Bit {@code level} set once a stage-1 (bits 0..3) or combined (bits 4..7) entry was filled
+     * there. Volatile, unlike {@link #filledLevels}: invalidating threads read it to skip the
+     * stage-1 arrays of a TLB that never held a guest entry (every stage-2 TLBI sequence ends
+     * with VMALLE1IS). A fill sets its bit before publishing its tag and re-checks the
+     * generation after, so an invalidation that bumped the generation first and then read no
+     * bit leaves the fill to withdraw itself.
+     */
+    private volatile int s1Filled;
     private long s1Hits;
     private long combinedHits;
     private long lastS1Pte;
@@ -616,7 +619,8 @@ public final class Tlb {
     // descriptor, hierarchical bits gathered down to and including it); as big as the stage-2 one.
     private static final int S1W_STRIDE = 4;
     private final long[][] s1walk = new long[4][];
-    private int s1WalkFilled;
+    /** As {@link #s1Filled}, for the stage-1 walk cache (bit {@code level + 1}). */
+    private volatile int s1WalkFilled;
     private long lastS1TableBits;
     private long s1WalkHits;
 
@@ -661,7 +665,7 @@ public final class Tlb {
             long held = (long) LONGS.getAcquire(w, i);
             if (held != 0 && (held != tag || w[i + 1] != word)) return false;
         }
-        s1WalkFilled |= 1 << (level + 1);
+        if ((s1WalkFilled & (1 << (level + 1))) == 0) s1WalkFilled |= 1 << (level + 1);
         w[i + 1] = word;
         w[i + 2] = pte;
         w[i + 3] = tableBits;
@@ -744,7 +748,7 @@ public final class Tlb {
             long held = (long) LONGS.getAcquire(a, i);
             if (held != 0 && (held != tag || a[i + 1] != word)) return false;
         }
-        s1Filled |= 1 << level;
+        if ((s1Filled & (1 << level)) == 0) s1Filled |= 1 << level;
         a[i + 1] = word;
         a[i + 2] = s1pte;
         return publish(a, i, tag, walkGeneration);
@@ -763,7 +767,7 @@ public final class Tlb {
             long held = (long) LONGS.getAcquire(c, i);
             if (held != 0 && (held != tag || c[i + 1] != word)) return false;
         }
-        s1Filled |= 1 << (level + 4);
+        if ((s1Filled & (1 << (level + 4))) == 0) s1Filled |= 1 << (level + 4);
         c[i + 1] = word;
         c[i + 2] = s1pte;
         c[i + 3] = s2pte;
@@ -795,6 +799,7 @@ public final class Tlb {
      */
     public void invalidateStage1Va(int vmid, int asid, long va, int leafLevels, int walkLevels) {
         bump();
+        if ((s1Filled | s1WalkFilled) == 0) return;
         for (int level = Granule.FIRST_LEVEL; level < Granule.LAST_LEVEL && walkEntries > 0; level++) {
             if ((walkLevels & (1 << (level + 1))) == 0) continue;
             long[] w = s1walk[level + 1];
@@ -814,6 +819,7 @@ public final class Tlb {
 
     /** Drops stage-1 and combined entries of {@code vmid} (every VMID if {@code all}). */
     private void dropStage1(int vmid, boolean all) {
+        if ((s1Filled | s1WalkFilled) == 0) return; // never held a guest entry: nothing to scan
         for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
             for (long[] a : new long[][] {s1[level], comb[level], s1walk[level]}) {
                 int stride = a == s1[level] ? S1_STRIDE : a == comb[level] ? COMB_STRIDE : S1W_STRIDE;
