@@ -91,6 +91,19 @@ public final class Geometry {
         return process(g, vaBits, defaultFormat(g, vaBits));
     }
 
+    /**
+     * A guest's EL1&amp;0 stage-1 geometry (TTBR0_EL1 or TTBR1_EL1 half) for a VA size, as
+     * TCR_EL1.TxSZ = 64 - vaBits and TGx select it: one root table, start level from
+     * {@code AArch64.S1StartLevel}. The output format bounds the IPAs its descriptors hold.
+     */
+    public static Geometry guestStage1(Granule g, int vaBits, OutputAddressFormat fmt) {
+        return stage1(Stage.GUEST_S1, g, vaBits, fmt);
+    }
+
+    public static Geometry guestStage1(Granule g, int vaBits) {
+        return guestStage1(g, vaBits, defaultFormat(g, vaBits));
+    }
+
     private static Geometry stage1(Stage stage, Granule g, int vaBits, OutputAddressFormat fmt) {
         if (g == null) throw new IllegalArgumentException("granule: null");
         if (fmt == null) throw new IllegalArgumentException("oa-format: null");

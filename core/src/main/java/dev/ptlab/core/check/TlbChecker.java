@@ -5,7 +5,10 @@ import dev.ptlab.core.arch.HypDescriptor;
 import dev.ptlab.core.arch.Pte;
 import dev.ptlab.core.arch.Stage;
 import dev.ptlab.core.arch.Stage2Descriptor;
+import dev.ptlab.core.hw.Access;
+import dev.ptlab.core.hw.NestedMmu;
 import dev.ptlab.core.hw.Tlb;
+import dev.ptlab.core.hw.Translation;
 import dev.ptlab.core.table.PageTable;
 import dev.ptlab.core.walk.Status;
 import dev.ptlab.core.walk.WalkFlags;
@@ -191,5 +194,52 @@ public final class TlbChecker {
         if (w && !tw) denied.append("write ");
         if (x && !tx) denied.append("exec ");
         return denied.length() == 0 ? null : "the TLB grants " + denied.toString().trim() + ", the table denies it";
+    }
+
+    /**
+     * One combined (VA→PA) entry that grants what the two stages now deny, or another PA:
+     * {@code asid} -1 for a global entry; {@code now} says what the tables give instead.
+     */
+    public record StaleCombined(String tlb, int vmid, int asid, long va, int level, long cachedPa, String now) {
+        @Override
+        public String toString() {
+            return "stale combined entry in " + tlb + " (vmid " + vmid + ", " + (asid < 0 ? "global" : "asid " + asid) + ") at VA 0x"
+                    + Long.toHexString(va) + " level " + level + ": cached PA 0x" + Long.toHexString(cachedPa) + ", the tables now give "
+                    + now + "; removed by TLBI VMALLE1IS (or VAE1IS of the VA, or VMALLS12E1IS) after the stage-2 TLBI has"
+                    + " completed - IPAS2E1IS is not required to remove combined entries (Arm ARM D8.17.6.1)";
+        }
+    }
+
+    /**
+     * Every combined entry of {@code mmu}'s VMID in its TLB, global or of its current ASID, that
+     * grants an access (EL1 read, write or execute) the current tables deny or gives another PA,
+     * checked at the first and last page of its span through {@link NestedMmu#reference()}.
+     * Entries of other ASIDs are not checked (their tables are not loaded). Quiescent points only.
+     */
+    public static List<StaleCombined> staleCombinedEntries(NestedMmu mmu) {
+        NestedMmu ref = mmu.reference();
+        Tlb tlb = mmu.tlb();
+        long page = tlb.granule().pageSize();
+        List<StaleCombined> found = new ArrayList<>();
+        tlb.forEachCombinedEntry((vmid, asid, level, baseVa, s1pte, s2pte, pa) -> {
+            if (vmid != mmu.vmid() || (asid >= 0 && asid != mmu.asid())) return;
+            long span = tlb.granule().levelSize(level);
+            for (long off : new long[] {0, span - page}) {
+                for (Access a : Access.values()) {
+                    if (!NestedMmu.combinedGrants(s1pte, s2pte, a)) continue;
+                    long r = ref.translate(baseVa + off, a);
+                    if (Translation.isFault(r) || r != pa + off) {
+                        String now = Translation.isFault(r)
+                                ? "a stage-" + (Translation.isStage2Fault(r) ? 2 : 1) + " " + Translation.faultType(r).label()
+                                        + " fault at level " + Translation.faultLevel(r) + " for " + a.label()
+                                        + (Translation.isStage2Fault(r) ? " (IPA 0x" + Long.toHexString(ref.lastFaultIpa()) + ")" : "")
+                                : "PA 0x" + Long.toHexString(r);
+                        found.add(new StaleCombined(tlb.name(), vmid, asid, baseVa + off, level, pa + off, now));
+                        return;
+                    }
+                }
+            }
+        });
+        return found;
     }
 }

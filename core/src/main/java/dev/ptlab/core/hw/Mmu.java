@@ -66,6 +66,7 @@ public final class Mmu {
     private int lastLevel;
     private boolean lastTlbHit;
     private long walks;
+    private long descriptorReads;
     private long hardwareAfUpdates;
     private final boolean checking;
     /** Stage-2 walks use the TLB's walk cache (hyp walks do not: stage-2 only for now). */
@@ -158,6 +159,17 @@ public final class Mmu {
     public Tlb tlb() { return tlb; }
     public Geometry geometry() { return geometry; }
     public long walks() { return walks; }
+    /** Descriptors read from memory by this MMU's walks (TLB and walk-cache hits read none). */
+    public long descriptorReads() { return descriptorReads; }
+    /** The table root this MMU walks from (VTTBR/TTBR base). */
+    public long rootPa() { return rootPa; }
+    public PhysicalMemory memory() { return memory; }
+    /** The physical-address size (PS) output addresses are checked against. */
+    public int paBits() { return Long.numberOfTrailingZeros(paLimit); }
+    /** The VMID this MMU tags its entries with. */
+    public int vmid() { return vmid; }
+    /** Whether HCR_EL2.FWB is set for this MMU's stage-2 MemAttr decoding. */
+    public boolean fwb() { return fwb; }
     /** Access flags this MMU set by hardware update (with {@code hardwareAf}). */
     public long hardwareAfUpdates() { return hardwareAfUpdates; }
     public long faults(FaultType type) { return faults[type.ordinal()]; }
@@ -181,6 +193,15 @@ public final class Mmu {
      *     {@link Translation#faultType} and {@link Translation#faultLevel}
      */
     public long translate(long addr, Access access) {
+        return translate(addr, access, true);
+    }
+
+    /**
+     * {@link #translate}; {@code markWalk} false when the caller ({@link NestedMmu}) already
+     * marks a walk in flight on this TLB (its stage-2 lookups for stage-1 descriptors run inside
+     * its own walk).
+     */
+    long translate(long addr, Access access, boolean markWalk) {
         if (addr < 0 || addr >= iaLimit) {
             return fault(FaultType.TRANSLATION, 0);
         }
@@ -195,6 +216,13 @@ public final class Mmu {
             return geometry.outputAddress(pte) + (addr & (span - 1));
         }
         lastTlbHit = false;
+        if (!markWalk) {
+            walks++;
+            for (;;) {
+                long r = walkOnce(addr, access);
+                if (r != RETRY) return r;
+            }
+        }
         return walk(addr, access);
     }
 
@@ -237,6 +265,7 @@ public final class Mmu {
             long[] frame = FRAMES.frame(memory, table);
             int idx = (int) ((addr >>> shifts[level + 1]) & indexMask);
             long pte = Frames.getAcquire(frame, idx);
+            descriptorReads++;
             if (checking) checkFrame(table, gen, addr, level);
             lastPte = pte;
             lastLevel = level;

@@ -18,9 +18,15 @@ import java.lang.invoke.VarHandle;
  * the generation of that next table's frame when the descriptor was read.
  *
  * <p>Entry kinds ({@link Kind}) live in separate arrays, so the kind is part of an entry's tag by
- * where it is stored: stage-2 leaves and stage-2 walk entries today; stage-1 leaf, stage-1 walk
- * and combined VA→PA entries (which also carry an ASID or are global) come with two-stage
- * translation as further arrays with an ASID tag word, and each TLBI names the kinds it reaches.
+ * where it is stored: stage-2 leaves and stage-2 walk entries; guest stage-1 leaves (VA→IPA) and
+ * combined entries (VA→PA, D8.17 "structures that combine stage 1 and stage 2"), which carry an
+ * ASID word besides the VMID tag: 0 for a global entry (nG = 0), else {@code asid << 1 | 1}.
+ * Each TLBI names the kinds it reaches: stage-2 forms never touch STAGE1 or COMBINED entries
+ * (IPAS2E1IS is not required to, D8.17.6.1), VMALLE1* and VAE1* touch only those. A combined
+ * entry spans the smaller of its two leaves (it is indexed at the deeper of their levels).
+ * Stage-1 walk-cache entries (guest table descriptors per level, with the next table's IPA and
+ * the hierarchical APTable/XNTable bits gathered down to it) are always ASID-tagged: entries
+ * above the final level are non-global (D8.16 RCHVGJ).
  *
  * <p>Replacement: direct-mapped eviction by default (a fill replaces whatever its slot held). In
  * {@linkplain #setStrict strict} mode an occupied slot is never evicted: the new translation is
@@ -107,7 +113,11 @@ public final class Tlb {
         /** A stage-2 (or hyp stage-1) leaf: block or page descriptor, IPA→PA. */
         LEAF,
         /** A cached stage-2 table descriptor (walk cache). */
-        WALK
+        WALK,
+        /** A guest stage-1 leaf, VA→IPA, tagged with VMID and ASID (or global). */
+        STAGE1,
+        /** A combined stage-1 + stage-2 entry, VA→PA, tagged with VMID and ASID (or global). */
+        COMBINED
     }
 
     /** Told about every TLB conflict: a fill overlapping cached entries of another size. */
@@ -173,6 +183,12 @@ public final class Tlb {
             shifts[level] = granule.levelShift(level);
         }
         e0 = entries[0]; e1 = entries[1]; e2 = entries[2]; e3 = entries[3];
+        for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
+            s1[level] = new long[S1_STRIDE * slots[level]];
+            comb[level] = new long[COMB_STRIDE * slots[level]];
+            s1walk[level] = new long[S1W_STRIDE * wn];
+        }
+        c0 = comb[0]; c1 = comb[1]; c2 = comb[2]; c3 = comb[3];
         sh0 = shifts[0]; sh1 = shifts[1]; sh2 = shifts[2]; sh3 = shifts[3];
         m0 = slots[0] - 1; m1 = slots[1] - 1; m2 = slots[2] - 1; m3 = slots[3] - 1;
     }
@@ -573,6 +589,7 @@ public final class Tlb {
                 }
             }
         }
+        dropStage1(vmid, false);
     }
 
     /** Drops everything. */
@@ -585,12 +602,310 @@ public final class Tlb {
         for (long[] t : entries) {
             for (int i = 0; i < t.length; i += 2) LONGS.setVolatile(t, i, 0L);
         }
+        dropStage1(0, true);
     }
 
     /** Number of valid leaf entries (for tests and reports; {@link #walkSize} counts the walk cache). */
     public int size() {
         int n = 0;
         for (long[] t : entries) for (int i = 0; i < t.length; i += 2) if ((long) LONGS.getAcquire(t, i) != 0) n++;
+        return n;
+    }
+
+    // ---- guest stage-1 and combined entries -----------------------------------------------------
+
+    // Per leaf level 0..3, direct-mapped like the stage-2 leaves. STAGE1 records: (tag, asid word,
+    // effective stage-1 leaf). COMBINED records: (tag, asid word, effective stage-1 leaf, stage-2
+    // leaf, PA of the entry's first byte). Tags as for stage-2 leaves, over the VA.
+    private static final int S1_STRIDE = 3;
+    private static final int COMB_STRIDE = 5;
+    private final long[][] s1 = new long[4][];
+    private final long[][] comb = new long[4][];
+    private final long[] c0, c1, c2, c3;
+    /**
+     * Bit {@code level} set once a stage-1 (bits 0..3) or combined (bits 4..7) entry was filled
+     * there. Volatile, unlike {@link #filledLevels}: invalidating threads read it to skip the
+     * stage-1 arrays of a TLB that never held a guest entry (every stage-2 TLBI sequence ends
+     * with VMALLE1IS). A fill sets its bit before publishing its tag and re-checks the
+     * generation after, so an invalidation that bumped the generation first and then read no
+     * bit leaves the fill to withdraw itself.
+     */
+    private volatile int s1Filled;
+    private long s1Hits;
+    private long combinedHits;
+    private long lastS1Pte;
+    private long lastS2Pte;
+    private long lastPa;
+
+
+    private static long asidWord(int asid, long s1pte) {
+        return (s1pte & dev.ptlab.core.arch.Stage1Descriptor.NG) == 0 ? 0 : (long) asid << 1 | 1;
+    }
+
+    /** Whether a record's asid word matches {@code asid}: global entries match every ASID. */
+    private static boolean asidMatches(long word, int asid) {
+        return word == 0 || word == ((long) asid << 1 | 1);
+    }
+
+    // Stage-1 walk cache, per table level -1..2 (index level + 1): (tag, asid word, table
+    // descriptor, hierarchical bits gathered down to and including it); as big as the stage-2 one.
+    private static final int S1W_STRIDE = 4;
+    private final long[][] s1walk = new long[4][];
+    /** As {@link #s1Filled}, for the stage-1 walk cache (bit {@code level + 1}). */
+    private volatile int s1WalkFilled;
+    private long lastS1TableBits;
+    private long s1WalkHits;
+
+    /** Stage-1 walks that started below the TTBR thanks to a stage-1 walk-cache entry. */
+    public long stage1WalkHits() { return s1WalkHits; }
+
+    /**
+     * The deepest stage-1 walk-cache entry at or below {@code minLevel} for {@code va} of
+     * {@code vmid} and {@code asid}: its level, or -2. The descriptor is then
+     * {@link #cachedWalkPte()}, the gathered table bits {@link #cachedStage1TableBits()}.
+     */
+    public int stage1WalkLookup(int vmid, int asid, long va, int minLevel) {
+        if (s1WalkFilled == 0) return -2;
+        long word = (long) asid << 1 | 1;
+        for (int level = Granule.LAST_LEVEL - 1; level >= minLevel; level--) {
+            if ((s1WalkFilled & (1 << (level + 1))) == 0) continue;
+            long[] w = s1walk[level + 1];
+            int shift = shifts(level);
+            int i = (int) ((va >>> shift) & wmask) * S1W_STRIDE;
+            if ((long) LONGS.getAcquire(w, i) == tag(va, shift, vmid) && w[i + 1] == word) {
+                s1WalkHits++;
+                lastWalkPte = w[i + 2];
+                lastS1TableBits = w[i + 3];
+                return level;
+            }
+        }
+        return -2;
+    }
+
+    /** Hierarchical bits of the stage-1 walk entry the last {@link #stage1WalkLookup} found. */
+    public long cachedStage1TableBits() { return lastS1TableBits; }
+
+    /** Caches a guest table descriptor read at {@code level} for {@code va} (see {@link #fillWalk}). */
+    public boolean fillStage1Walk(int vmid, int asid, long va, int level, long pte, long tableBits, long walkGeneration) {
+        if (walkEntries == 0) return false;
+        long[] w = s1walk[level + 1];
+        int shift = shifts(level);
+        int i = (int) ((va >>> shift) & wmask) * S1W_STRIDE;
+        long tag = tag(va, shift, vmid);
+        long word = (long) asid << 1 | 1;
+        if (strict) {
+            long held = (long) LONGS.getAcquire(w, i);
+            if (held != 0 && (held != tag || w[i + 1] != word)) return false;
+        }
+        if ((s1WalkFilled & (1 << (level + 1))) == 0) s1WalkFilled |= 1 << (level + 1);
+        w[i + 1] = word;
+        w[i + 2] = pte;
+        w[i + 3] = tableBits;
+        return publish(w, i, tag, walkGeneration);
+    }
+
+    /** Valid stage-1 walk-cache entries. */
+    public int stage1WalkSize() {
+        return count(s1walk, S1W_STRIDE);
+    }
+
+    /** Stage-1 hits (VA→IPA, then stage 2 only for the output) and combined hits so far. */
+    public long stage1Hits() { return s1Hits; }
+    public long combinedHits() { return combinedHits; }
+
+    /**
+     * Looks up a combined VA→PA entry of {@code vmid} for {@code va} usable by {@code asid}: the
+     * level it is indexed at, or -2. Then {@link #cachedPte()} is the effective stage-1 leaf,
+     * {@link #cachedStage2Pte()} the stage-2 leaf, {@link #cachedPa()} the PA of the entry's
+     * first byte. Owner only; allocation-free.
+     */
+    public int lookupCombined(int vmid, int asid, long va) {
+        // Unrolled over final per-level fields, as lookup: the hit path of every guest access.
+        int filled = s1Filled;
+        if ((filled & 0x80) != 0 && combHolds(c3, sh3, m3, va, vmid, asid)) return combHit(c3, combAt(va, sh3, m3), 3);
+        if ((filled & 0x40) != 0 && combHolds(c2, sh2, m2, va, vmid, asid)) return combHit(c2, combAt(va, sh2, m2), 2);
+        if ((filled & 0x20) != 0 && combHolds(c1, sh1, m1, va, vmid, asid)) return combHit(c1, combAt(va, sh1, m1), 1);
+        if ((filled & 0x10) != 0 && combHolds(c0, sh0, m0, va, vmid, asid)) return combHit(c0, combAt(va, sh0, m0), 0);
+        return -2;
+    }
+
+    private static int combAt(long va, int shift, int mask) {
+        return (int) ((va >>> shift) & mask) * COMB_STRIDE;
+    }
+
+    private static boolean combHolds(long[] c, int shift, int mask, long va, int vmid, int asid) {
+        int i = combAt(va, shift, mask);
+        return (long) LONGS.getAcquire(c, i) == tag(va, shift, vmid) && asidMatches(c[i + 1], asid);
+    }
+
+    private int combHit(long[] c, int i, int level) {
+        combinedHits++;
+        lastHitPte = c[i + 2];
+        lastS2Pte = c[i + 3];
+        lastPa = c[i + 4];
+        return level;
+    }
+
+    /** Looks up a stage-1 VA→IPA leaf as {@link #lookupCombined}; its descriptor is then {@link #cachedPte()}. */
+    public int lookupStage1(int vmid, int asid, long va) {
+        int filled = s1Filled & 0xF;
+        for (int level = Granule.LAST_LEVEL; level >= 0; level--) {
+            if ((filled & (1 << level)) == 0) continue;
+            long[] a = s1[level];
+            int i = (int) ((va >>> shifts[level]) & (slots[level] - 1)) * S1_STRIDE;
+            if ((long) LONGS.getAcquire(a, i) == tag(va, shifts[level], vmid) && asidMatches(a[i + 1], asid)) {
+                s1Hits++;
+                lastHitPte = a[i + 2];
+                return level;
+            }
+        }
+        return -2;
+    }
+
+    /** Stage-2 leaf of the combined entry the last {@link #lookupCombined} found. */
+    public long cachedStage2Pte() { return lastS2Pte; }
+    /** PA of the first byte of that combined entry's span. */
+    public long cachedPa() { return lastPa; }
+
+    /**
+     * Caches a stage-1 leaf (effective descriptor, nG decides the ASID tag) found by a walk begun
+     * at {@code walkGeneration}. Dropped if an invalidation ran meanwhile; strict mode never evicts.
+     */
+    public boolean fillStage1(int vmid, int asid, long va, int level, long s1pte, long walkGeneration) {
+        long[] a = s1[level];
+        int i = (int) ((va >>> shifts[level]) & (slots[level] - 1)) * S1_STRIDE;
+        long tag = tag(va, shifts[level], vmid);
+        long word = asidWord(asid, s1pte);
+        if (strict) {
+            long held = (long) LONGS.getAcquire(a, i);
+            if (held != 0 && (held != tag || a[i + 1] != word)) return false;
+        }
+        if ((s1Filled & (1 << level)) == 0) s1Filled |= 1 << level;
+        a[i + 1] = word;
+        a[i + 2] = s1pte;
+        return publish(a, i, tag, walkGeneration);
+    }
+
+    /**
+     * Caches a combined entry for {@code va} at {@code level} (the deeper of the two leaves'
+     * levels): {@code pa} is the PA of the span's first byte.
+     */
+    public boolean fillCombined(int vmid, int asid, long va, int level, long s1pte, long s2pte, long pa, long walkGeneration) {
+        long[] c = comb[level];
+        int i = (int) ((va >>> shifts[level]) & (slots[level] - 1)) * COMB_STRIDE;
+        long tag = tag(va, shifts[level], vmid);
+        long word = asidWord(asid, s1pte);
+        if (strict) {
+            long held = (long) LONGS.getAcquire(c, i);
+            if (held != 0 && (held != tag || c[i + 1] != word)) return false;
+        }
+        if ((s1Filled & (1 << (level + 4))) == 0) s1Filled |= 1 << (level + 4);
+        c[i + 1] = word;
+        c[i + 2] = s1pte;
+        c[i + 3] = s2pte;
+        c[i + 4] = pa;
+        return publish(c, i, tag, walkGeneration);
+    }
+
+    /** Stores the tag last (volatile) and withdraws it if an invalidation ran since the walk began. */
+    private boolean publish(long[] a, int i, long tag, long walkGeneration) {
+        LONGS.setVolatile(a, i, tag);
+        if (generation() != walkGeneration) {
+            LONGS.setVolatile(a, i, 0L);
+            return false;
+        }
+        fills++;
+        return true;
+    }
+
+    /** TLBI VMALLE1: every stage-1 and combined entry of {@code vmid}, all ASIDs and global. */
+    public void invalidateStage1(int vmid) {
+        bump();
+        dropStage1(vmid, false);
+    }
+
+    /**
+     * TLBI VAE1 / VALE1: stage-1 and combined entries of {@code vmid} translating {@code va} at a
+     * level in {@code leafLevels} (bit {@code level + 1}) that are global or of {@code asid}, and
+     * stage-1 walk-cache entries of {@code asid} for it at a level in {@code walkLevels}.
+     */
+    public void invalidateStage1Va(int vmid, int asid, long va, int leafLevels, int walkLevels) {
+        bump();
+        if ((s1Filled | s1WalkFilled) == 0) return;
+        for (int level = Granule.FIRST_LEVEL; level < Granule.LAST_LEVEL && walkEntries > 0; level++) {
+            if ((walkLevels & (1 << (level + 1))) == 0) continue;
+            long[] w = s1walk[level + 1];
+            int shift = shifts(level);
+            int i = (int) ((va >>> shift) & wmask) * S1W_STRIDE;
+            if (w[i + 1] == ((long) asid << 1 | 1)) LONGS.compareAndSet(w, i, tag(va, shift, vmid), 0L);
+        }
+        for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
+            if ((leafLevels & (1 << (level + 1))) == 0) continue;
+            int sh = shifts[level];
+            int slot = (int) ((va >>> sh) & (slots[level] - 1));
+            long tag = tag(va, sh, vmid);
+            if (asidMatches(s1[level][slot * S1_STRIDE + 1], asid)) LONGS.compareAndSet(s1[level], slot * S1_STRIDE, tag, 0L);
+            if (asidMatches(comb[level][slot * COMB_STRIDE + 1], asid)) LONGS.compareAndSet(comb[level], slot * COMB_STRIDE, tag, 0L);
+        }
+    }
+
+    /** Drops stage-1 and combined entries of {@code vmid} (every VMID if {@code all}). */
+    private void dropStage1(int vmid, boolean all) {
+        if ((s1Filled | s1WalkFilled) == 0) return; // never held a guest entry: nothing to scan
+        // Walk-cache entries of every level before any leaf, for the reason given in invalidate.
+        for (int pass = 0; pass < 2; pass++) {
+            for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
+                for (long[] a : pass == 0 ? new long[][] {s1walk[level]} : new long[][] {s1[level], comb[level]}) {
+                    int stride = a == s1[level] ? S1_STRIDE : a == comb[level] ? COMB_STRIDE : S1W_STRIDE;
+                    for (int i = 0; i < a.length; i += stride) {
+                        long tag = (long) LONGS.getAcquire(a, i);
+                        if (tag != 0 && (all || ((tag >>> 1) & 0xFFFF) == vmid)) LONGS.compareAndSet(a, i, tag, 0L);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Visits combined entries (quiescent points). */
+    @FunctionalInterface
+    public interface CombinedEntryVisitor {
+        /**
+         * @param asid the entry's ASID, or -1 for a global entry
+         * @param baseVa first VA the entry translates (it spans the level's size)
+         * @param pa PA of that first byte
+         */
+        void entry(int vmid, int asid, int level, long baseVa, long s1pte, long s2pte, long pa);
+    }
+
+    public void forEachCombinedEntry(CombinedEntryVisitor visitor) {
+        for (int level = 0; level <= Granule.LAST_LEVEL; level++) {
+            long[] c = comb[level];
+            for (int i = 0; i < c.length; i += COMB_STRIDE) {
+                long tag = (long) LONGS.getAcquire(c, i);
+                if (tag == 0) continue;
+                long word = c[i + 1];
+                // Arithmetic shift: a TTBR1 VA's top bits come back sign-extended.
+                visitor.entry((int) ((tag >>> 1) & 0xFFFF), word == 0 ? -1 : (int) (word >>> 1), level,
+                        (tag >> 17) << shifts[level], c[i + 2], c[i + 3], c[i + 4]);
+            }
+        }
+    }
+
+    /** Valid stage-1 (VA→IPA) entries. */
+    public int stage1Size() {
+        return count(s1, S1_STRIDE);
+    }
+
+    /** Valid combined (VA→PA) entries. */
+    public int combinedSize() {
+        return count(comb, COMB_STRIDE);
+    }
+
+    private static int count(long[][] arrays, int stride) {
+        int n = 0;
+        for (long[] a : arrays) {
+            for (int i = 0; i < a.length; i += stride) if ((long) LONGS.getAcquire(a, i) != 0) n++;
+        }
         return n;
     }
 }

@@ -31,7 +31,8 @@ import java.util.concurrent.atomic.LongAdder;
  * address's leaf entries at level {@code L} and its walk-cache entries above {@code L} (the walk
  * that reaches that leaf); a leaf or walk entry at another level is not removed (a wrong hint
  * invalidates nothing there, RSQXYZ). A last-level form removes leaf entries only. Stage-2 forms
- * do not remove stage-1 or combined entries (none exist yet); VMALLE1* removes only those.
+ * do not remove stage-1 or combined entries (IPAS2E1IS is not required to, D8.17.6.1: that is why
+ * KVM follows it with DSB and VMALLE1IS); VMALLE1* and VAE1IS remove only those.
  *
  * <p>Completion: a broadcast sequence (or a {@link #dsb}) returns only after every MMU walk that
  * was in flight when it began has finished (the effect of TLBI followed by DSB ISH). So once it
@@ -155,6 +156,25 @@ public final class TlbSystem implements TlbMaintenance {
         issue(TlbiOp.VMALLS12E1IS, null, vmid, 0, LEVEL_UNKNOWN);
     }
 
+    /**
+     * A guest's single-page TLB flush as Linux 7.1-rc4 issues it ({@code flush_tlb_page} →
+     * {@code __flush_tlb_range} with one page): DSB ISHST; TLBI VAE1IS with ASID and TTL = the
+     * leaf's level ({@link #LEVEL_UNKNOWN}: no hint); DSB ISH. In the VMID's context.
+     */
+    public void flushGuestVa(int vmid, int asid, long va, int levelHint) {
+        checkTtl(levelHint);
+        apply(TlbiOp.VAE1IS, null, vmid, va, asid, levelHint, null);
+        awaitWalks();
+    }
+
+    /** TLBI VAE1IS (issued; completes at {@link #dsb}): stage-1 and combined entries of the VA, ASID or global. */
+    public void vae1is(int vmid, int asid, long va, int ttl) {
+        checkTtl(ttl);
+        synchronized (pending) {
+            pending.add(() -> apply(TlbiOp.VAE1IS, null, vmid, va, asid, ttl, null));
+        }
+    }
+
     /** TLBI VMALLE1IS: every stage-1 and combined entry of the VMID (no stage-2-only entry). */
     public void vmalle1is(int vmid) {
         issue(TlbiOp.VMALLE1IS, null, vmid, 0, LEVEL_UNKNOWN);
@@ -229,8 +249,15 @@ public final class TlbSystem implements TlbMaintenance {
             if (op == TlbiOp.VAE2IS || op == TlbiOp.VALE2IS) {
                 // Hyp stage-1 entries sit in the TLB under VMID 0 and are never walk-cached.
                 for (Tlb t : tlbs) t.invalidate(0, addr, 1, leafLevels(op, ttl), 0);
+            } else if (op == TlbiOp.VAE1IS) {
+                // size carries the ASID here (VAE1IS's operand [63:48]).
+                for (Tlb t : tlbs) t.invalidateStage1Va(vmid, (int) size, addr, leafLevels(op, ttl), walkLevels(op, ttl));
+            } else if (local != null) {
+                local.invalidateStage1(vmid); // VMALLE1
+            } else {
+                for (Tlb t : tlbs) t.invalidateStage1(vmid); // VMALLE1IS
             }
-            return; // VMALLE1*: stage-1 and combined entries only; a VM's TLB holds none yet
+            return;
         }
         if (size == 0) return;
         int leaf = leafLevels(op, ttl);

@@ -32,7 +32,12 @@ public enum TlbiOp {
     /** EL2 regime: one VA at any level, every CPU. */
     VAE2IS(true, false, false),
     /** EL2 regime: the leaf of one VA, every CPU. */
-    VALE2IS(true, true, false);
+    VALE2IS(true, true, false),
+    /**
+     * EL1&amp;0 regime of the current VMID: stage-1 and combined entries of one VA that are global
+     * or of the operand's ASID, every CPU (a guest's own TLBI; HCR_EL2.FB makes EL1 TLBIs broadcast).
+     */
+    VAE1IS(true, false, false);
 
     private final boolean broadcast;
     private final boolean lastLevel;

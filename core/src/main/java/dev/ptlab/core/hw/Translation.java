@@ -19,6 +19,29 @@ public record Translation(long address, Access access, long pa, FaultType fault,
         return -1L - ((long) type.ordinal() << 8 | (level + 1));
     }
 
+    /** Fault code bit: the fault is a stage-2 fault of a two-stage translation ({@link NestedMmu}). */
+    private static final long STAGE2_BIT = 1L << 16;
+    /** Fault code bit: that stage-2 fault hit a stage-1 table walk (ESR_EL2.S1PTW, PAR_EL1.PTW). */
+    private static final long S1PTW_BIT = 1L << 17;
+
+    /**
+     * Encodes a stage-2 fault of a two-stage translation: as {@link #encodeFault} plus the
+     * stage-2 mark and, for a fault on a stage-1 descriptor's IPA, S1PTW.
+     */
+    public static long encodeStage2Fault(FaultType type, int level, boolean s1ptw) {
+        return -1L - ((long) type.ordinal() << 8 | (level + 1) | STAGE2_BIT | (s1ptw ? S1PTW_BIT : 0));
+    }
+
+    /** Whether fault code {@code raw} is a stage-2 fault of a two-stage translation. */
+    public static boolean isStage2Fault(long raw) {
+        return raw < 0 && ((-1L - raw) & STAGE2_BIT) != 0;
+    }
+
+    /** Whether fault code {@code raw} is a stage-2 fault taken on a stage-1 table walk (S1PTW). */
+    public static boolean isS1ptw(long raw) {
+        return raw < 0 && ((-1L - raw) & S1PTW_BIT) != 0;
+    }
+
     public static boolean isFault(long raw) {
         return raw < 0;
     }
@@ -27,7 +50,7 @@ public record Translation(long address, Access access, long pa, FaultType fault,
     private static final FaultType[] FAULT_TYPES = FaultType.values();
 
     public static FaultType faultType(long raw) {
-        return FAULT_TYPES[(int) ((-1L - raw) >>> 8)];
+        return FAULT_TYPES[(int) (((-1L - raw) >>> 8) & 0xFF)];
     }
 
     public static int faultLevel(long raw) {

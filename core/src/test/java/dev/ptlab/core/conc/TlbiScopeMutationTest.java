@@ -38,7 +38,7 @@ class TlbiScopeMutationTest {
     static final int VMID = 5;
 
     /** Which path gets the narrow instruction. */
-    enum Mutation { NONE, RANGE_LAST_LEVEL, VMID_AS_VMALLE1, TABLE_UNMAP_TTL_OF_TABLE, LEAF_TTL_WRONG }
+    enum Mutation { NONE, RANGE_LAST_LEVEL, VMID_AS_VMALLE1, TABLE_UNMAP_TTL_OF_TABLE, LEAF_TTL_WRONG, IPA_WITHOUT_VMALLE1 }
 
     /**
      * The real sequences of {@link TlbSystem}, except in the mutated path, where the explicit
@@ -61,6 +61,9 @@ class TlbiScopeMutationTest {
                 // An unlinked table's entry sat at level 2 (or 1): hinting that level, as if it held a
                 // leaf, is wrong; KVM passes TLBI_TTL_UNKNOWN here.
                 real.ipas2e1is(vmid, ipa, 2);
+                real.dsb();
+            } else if (m == Mutation.IPA_WITHOUT_VMALLE1) {
+                real.ipas2e1is(vmid, ipa, levelHint); // without the DSB; VMALLE1IS that reaches combined entries
                 real.dsb();
             } else if (m == Mutation.LEAF_TTL_WRONG && levelHint == 3) {
                 real.ipas2e1is(vmid, ipa, 2); // the page's leaf is at level 3, not 2
