@@ -28,6 +28,11 @@ final class DeviceAtomicsWorkload extends Workload<DeviceAtomics.Result> {
 
     @Override
     void check(SimulationOptions o) {
+        RandomWorkload.checkRandom(o);
+        if (dev.ptlab.sim.Backing.parse(o.backing) == dev.ptlab.sim.Backing.HUGETLB) {
+            throw new IllegalArgumentException("--backing: hugetlb pages cannot be made device-exclusive (EOPNOTSUPP); expected "
+                    + "page or thp with --workload device-atomics");
+        }
         if (o.devices < 0 || o.devices > DeviceAtomics.MAX_DEVICES) {
             throw new IllegalArgumentException("--devices: " + o.devices + " is outside 0.." + DeviceAtomics.MAX_DEVICES);
         }

@@ -90,8 +90,8 @@ class SimulationCommandTest {
             {"--eager-split", "3M"}, {"--coalesce", "sideways"}, {"--fault-lock", "none"}, {"--memory", "lots"},
             {"--vcpus", "0"}, {"--backing", "zram"}, {"--host-memory", "swap"}};
         String[] expected = {"memory: 3M is not a positive multiple of the thp backing's page size 2M", "more than the 32-bit IPA space",
-            "granule", "eager split chunk", "--coalesce: sideways", "fault locking: none", "--memory \"lots\"", "vcpus: 0",
-            "backing: zram", "host memory: swap is not one of process, fixed"};
+            "granule", "--eager-split: 0x300000 is not 0 or a block size", "--coalesce: sideways", "--fault-lock: none", "--memory \"lots\"",
+            "--vcpus: 0", "--backing: zram", "--host-memory: swap is not one of process, fixed"};
         for (int i = 0; i < cases.length; i++) {
             String[] args = new String[cases[i].length + 1];
             args[0] = "run";
@@ -133,8 +133,8 @@ class SimulationCommandTest {
         assertThat(root.path("phases").get(0).path("host-exclusive-conversion").asLong()).isPositive();
 
         String[][] bad = {{"--devices", "17"}, {"--host-memory", "fixed"}, {"--backing", "hugetlb", "--memory", "1G", "--vcpus", "1"}};
-        String[] expected = {"ptlab run: --devices: 17 is outside 0..16", "ptlab run: host memory: fixed has no host process",
-            "ptlab run: backing: hugetlb pages cannot be made device-exclusive"};
+        String[] expected = {"ptlab run: --devices: 17 is outside 0..16", "ptlab run: --host-memory: fixed has no host process",
+            "ptlab run: --backing: hugetlb pages cannot be made device-exclusive"};
         for (int i = 0; i < bad.length; i++) {
             String[] args = new String[bad[i].length + 3];
             args[0] = "run";
