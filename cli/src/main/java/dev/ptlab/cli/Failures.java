@@ -58,8 +58,13 @@ public final class Failures {
             int code = cl.execute(args);
             return code >= OK && code <= INTERNAL ? code : INTERNAL;
         } catch (Throwable t) {
-            // Errors (OutOfMemoryError above all) are not Exceptions, so picocli lets them through.
-            return failure(cl, t, debug);
+            // Errors (OutOfMemoryError above all) are not Exceptions, so picocli lets them through;
+            // the line names the subcommand that was running.
+            CommandLine at = cl;
+            CommandLine.ParseResult p = cl.getParseResult();
+            while (p != null && p.subcommand() != null) p = p.subcommand();
+            if (p != null) at = p.commandSpec().commandLine();
+            return failure(at, t, debug);
         }
     }
 
@@ -128,7 +133,7 @@ public final class Failures {
         int code;
         if (t instanceof OutOfMemoryError) {
             code = BAD_INPUT;
-            err.println(outOfMemory(cmd, null, 0));
+            err.println(outOfMemory(cmd, sizedBy(cl), 0));
         } else if (t instanceof UserError) {
             code = BAD_INPUT;
             err.println(t.getMessage());
@@ -145,6 +150,14 @@ public final class Failures {
         if (debug) t.printStackTrace(err);
         err.flush();
         return code;
+    }
+
+    /** What a heap that ran out was spent on, when an option says: the simulation's --memory; else null. */
+    private static String sizedBy(CommandLine cl) {
+        CommandLine.ParseResult p = cl.getParseResult();
+        while (p != null && p.subcommand() != null) p = p.subcommand();
+        if (p == null || !p.hasMatchedOption("--memory")) return null;
+        return "the simulation of --memory " + p.matchedOptionValue("--memory", "") + " needed more";
     }
 
     /**

@@ -242,6 +242,9 @@ class BoundaryTest {
         @CommandLine.Option(names = "--oom")
         boolean oom;
 
+        @CommandLine.Option(names = "--memory")
+        String memory;
+
         @Override
         public Integer call() {
             if (oom) throw new OutOfMemoryError("Java heap space");
@@ -277,5 +280,8 @@ class BoundaryTest {
         assertThat(oneLine(2, boom("--oom"))).isEqualTo("boom: out of memory: the Java heap is "
                 + Numbers.bytes(Runtime.getRuntime().maxMemory()) + "; expected a smaller size, or a larger heap: PTLAB_JAVA_OPTS=-Xmx"
                 + Math.max(2, (2 * Runtime.getRuntime().maxMemory() + (1L << 30) - 1) >>> 30) + "g ./ptlab ...");
+        // What needed the heap, when an option says.
+        assertThat(oneLine(2, boom("--oom", "--memory", "64G"))).startsWith("boom: out of memory: the Java heap is ")
+                .contains(" and the simulation of --memory 64G needed more; expected a smaller size");
     }
 }
