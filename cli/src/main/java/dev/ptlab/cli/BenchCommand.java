@@ -47,6 +47,9 @@ final class BenchCommand implements Callable<Integer> {
     /** Heap bytes of a long[] header (HotSpot, 64-bit, compressed class pointers). */
     static final int ARRAY_HEADER_BYTES = 16;
 
+    /** Most --reps and --warmup rounds (each a few tenths of a second). */
+    static final int MAX_REPS = 10_000;
+
     /** Defeats dead-code elimination of the translation loops. */
     static volatile long sink;
 
@@ -66,8 +69,14 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (reps < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--reps: " + reps + " is not positive; expected N >= 1");
-        if (warmup < 0) throw new CommandLine.ParameterException(spec.commandLine(), "--warmup: " + warmup + " is negative; expected N >= 0");
+        // Each rep maps and unmaps 1 GiB (tenths of a second) and keeps a few longs: a bound far
+        // above any useful run keeps --reps 2147483647 from allocating gigabytes of timings.
+        if (reps < 1 || reps > MAX_REPS) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--reps: " + reps + " is outside 1.." + MAX_REPS);
+        }
+        if (warmup < 0 || warmup > MAX_REPS) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--warmup: " + warmup + " is outside 0.." + MAX_REPS);
+        }
         PrintWriter out = spec.commandLine().getOut();
         Granule g = Granule.G4K;
         Geometry geo = Geometry.stage2(g, 48);

@@ -59,10 +59,6 @@ final class CompareCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        if (sim.json != null) {
-            err.println("ptlab compare: --json applies to ptlab run only");
-            return Main.EXIT_ERROR;
-        }
         String key;
         String[] values;
         List<VmConfig> configs = new ArrayList<>();
@@ -75,12 +71,17 @@ final class CompareCommand implements Callable<Integer> {
             key = policy.substring(0, eq).trim();
             values = policy.substring(eq + 1).split(",");
             if (values.length < 2) throw new IllegalArgumentException("--policy: " + policy + " names one value; give two or more to compare");
+            String varied = "--" + key;
+            if (spec.findOption(varied) != null && spec.commandLine().getParseResult().hasMatchedOption(varied)) {
+                throw new IllegalArgumentException(varied + ": conflicts with --policy " + policy + ", which sets " + key
+                        + " for each run; expected one of the two");
+            }
             for (String v : values) configs.add(configFor(key, v.trim()));
             options = sim.layout();
-            sim.workload();
+            sim.workload().checkOwnOptions(spec.commandLine().getParseResult()::hasMatchedOption);
             for (VmConfig c : configs) options.slotBase(c);
         } catch (IllegalArgumentException e) {
-            err.println("ptlab compare: " + e.getMessage());
+            err.println(Failures.optionLine("compare", e.getMessage()));
             return Main.EXIT_ERROR;
         }
         List<RunResult> results = new ArrayList<>();

@@ -29,6 +29,12 @@ final class DeviceAtomicsWorkload extends Workload<DeviceAtomics.Result> {
     @Override
     void check(SimulationOptions o) {
         super.check(o);
+        RandomWorkload.checkRandom(o);
+        dev.ptlab.sim.Backing backing = dev.ptlab.sim.Backing.parse(o.backing);
+        if (backing.hugetlb() || backing.shared()) {
+            throw new IllegalArgumentException("--backing: " + (backing.hugetlb() ? "hugetlb pages" : "shared memory")
+                    + " cannot be made device-exclusive (EOPNOTSUPP); expected anonymous or anonymous_thp with --workload device-atomics");
+        }
         if (o.devices < 0 || o.devices > DeviceAtomics.MAX_DEVICES) {
             throw new IllegalArgumentException("--devices: " + o.devices + " is outside 0.." + DeviceAtomics.MAX_DEVICES);
         }

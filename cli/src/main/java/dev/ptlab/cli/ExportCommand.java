@@ -66,12 +66,18 @@ final class ExportCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter stdout = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
+        // Checked before the scenario runs: an empty --out would write into the current directory.
+        if (out.toString().isEmpty()) throw new Failures.UserError("ptlab export: --out: is empty; expected a directory name");
+        if (Files.exists(out) && !Files.isDirectory(out)) {
+            throw new Failures.UserError("ptlab export: --out: " + out + " is a file; expected a directory (created if missing)");
+        }
         return ScenarioSource.runThen(file, null, stdout, err, m -> {
             TableImage image;
             try {
                 image = paBits == null ? TableImage.of(m.table(), base) : TableImage.of(m.table(), base, paBits);
             } catch (PageTableException e) {
-                throw new ScenarioSource.Refusal("export: " + e.getMessage() + "; expected " + ("pa-bits".equals(e.argument())
+                throw new ScenarioSource.Refusal("ptlab export: " + ("pa-bits".equals(e.argument()) ? "--pa-bits" : "--base") + ": "
+                        + e.getMessage().replaceFirst("^(base|pa-bits): ", "") + "; expected " + ("pa-bits".equals(e.argument())
                         ? "--pa-bits 32, 36, 40, 42, 44 or 48 (not below a stage-2 table's IPA size), or 52 with 52-bit descriptors"
                         : "--base PA aligned to the granule (and to a concatenated root's size), with the image below 2^pa-bits"));
             }
@@ -84,7 +90,8 @@ final class ExportCommand implements Callable<Integer> {
                 stdout.println("export: " + describe(image) + " -> " + img);
                 stdout.println("registers -> " + regs + ": " + registersLine(image));
             } catch (IOException | SecurityException e) {
-                throw new ScenarioSource.Refusal("export: cannot write to --out " + out + " (" + e + "); expected a writable directory");
+                throw new ScenarioSource.Refusal("ptlab export: --out: cannot write to " + out + " ("
+                        + (e instanceof IOException ? Failures.plain((IOException) e) : "not allowed") + "); expected a writable directory");
             }
         });
     }

@@ -20,6 +20,20 @@ final class RandomWorkload extends Workload<RunResult> {
     }
 
     @Override
+    void check(SimulationOptions o) {
+        checkRandom(o);
+    }
+
+    /**
+     * The random-access options' own rules (RandomAccess checks the same when it starts), named
+     * by their options and checked before any run, so compare refuses them as run does.
+     */
+    static void checkRandom(SimulationOptions o) {
+        if (o.accesses < 0) throw new IllegalArgumentException("--accesses: " + o.accesses + " is negative; expected N >= 0");
+        if (!(o.hot > 0 && o.hot <= 1)) throw new IllegalArgumentException("--hot: " + o.hot + " is outside (0, 1]; expected e.g. 0.05");
+    }
+
+    @Override
     RunResult run(VmConfig config, WorkloadOptions<?> layout, SimulationOptions o, Progress progress) {
         return RandomAccess.run(config, options(layout, o), progress);
     }

@@ -81,8 +81,10 @@ final class RunCommand implements Callable<Integer> {
             layout = sim.layout();
             workload = sim.workload();
             workload.checkLayout(config, layout, sim);
+            workload.checkOwnOptions(spec.commandLine().getParseResult()::hasMatchedOption);
+            if (sim.json != null) Failures.checkWritableFile("run", "--json", sim.json);
         } catch (IllegalArgumentException e) {
-            err.println("ptlab run: " + e.getMessage());
+            err.println(Failures.optionLine("run", e.getMessage()));
             return Main.EXIT_ERROR;
         }
         long t0 = System.nanoTime();
@@ -91,7 +93,7 @@ final class RunCommand implements Callable<Integer> {
         try (Progress p = Progress.start(err, "simulating", progress::fraction)) {
             r = workload.start(config, layout, sim, progress);
         } catch (IllegalArgumentException e) {
-            err.println("ptlab run: " + e.getMessage());
+            err.println(Failures.optionLine("run", e.getMessage()));
             return Main.EXIT_ERROR;
         }
         long wall = System.nanoTime() - t0;
@@ -101,7 +103,7 @@ final class RunCommand implements Callable<Integer> {
                 SimulationRun.writeJson(sim.json, config, layout, r, wall);
                 out.println("metrics written to " + sim.json);
             } catch (IOException e) {
-                err.println("ptlab run: --json " + sim.json + ": cannot write (" + e.getMessage() + ")");
+                err.println("ptlab run: --json " + sim.json + ": cannot write (" + Failures.plain(e) + ")");
                 return Main.EXIT_ERROR;
             }
         }

@@ -8,7 +8,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.io.PrintWriter;
 import java.util.List;
@@ -64,15 +63,48 @@ final class ScenarioSource {
     }
 
     static String read(String path, InputStream stdin) throws ScenarioException {
+        byte[] bytes;
         try {
             if (path == null) return defaultScenario();
-            if (path.equals("-")) return new String(stdin.readAllBytes(), StandardCharsets.UTF_8);
-            return Files.readString(Path.of(path), StandardCharsets.UTF_8);
-        } catch (NoSuchFileException e) {
-            throw new ScenarioException(path + ": no such file; expected a readable scenario file", e);
+            if (path.isEmpty()) throw new ScenarioException("FILE: is empty; expected a scenario file name, or - for standard input");
+            if (path.equals("-")) {
+                bytes = stdin.readAllBytes();
+            } else {
+                if (Files.isDirectory(Path.of(path))) throw new ScenarioException(path + ": is a directory; expected a scenario file");
+                bytes = Files.readAllBytes(Path.of(path));
+            }
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new ScenarioException(path + ": not a valid file name; expected a readable scenario file");
         } catch (IOException | java.io.UncheckedIOException e) {
-            throw new ScenarioException(path + ": cannot read (" + e + "); expected a readable UTF-8 scenario file", e);
+            IOException io = e instanceof IOException ? (IOException) e : ((java.io.UncheckedIOException) e).getCause();
+            throw new ScenarioException(path + ": cannot read (" + Failures.plain(io) + "); expected a readable scenario file");
         }
+        return decode(name(path), bytes);
+    }
+
+    /**
+     * A file's or standard input's bytes as text, the same way for both: strict UTF-8 (a byte
+     * that is not UTF-8 is an error on its line, not a replacement character) without a leading
+     * byte-order mark, which editors on some systems write.
+     */
+    static String decode(String name, byte[] bytes) throws ScenarioException {
+        int start = bytes.length >= 3 && (bytes[0] & 0xff) == 0xef && (bytes[1] & 0xff) == 0xbb && (bytes[2] & 0xff) == 0xbf ? 3 : 0;
+        java.nio.charset.CharsetDecoder d = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT);
+        java.nio.ByteBuffer in = java.nio.ByteBuffer.wrap(bytes, start, bytes.length - start);
+        java.nio.CharBuffer out = java.nio.CharBuffer.allocate(bytes.length);
+        java.nio.charset.CoderResult r = d.decode(in, out, true);
+        if (r.isError()) {
+            int bad = in.position();
+            int line = 1;
+            for (int i = start; i < bad; i++) if (bytes[i] == '\n') line++;
+            throw new ScenarioException(name + ":" + line + ": byte 0x" + Integer.toHexString(bytes[bad] & 0xff)
+                    + " is not UTF-8 text; expected a UTF-8 text file");
+        }
+        d.flush(out);
+        out.flip();
+        return out.toString();
     }
 
     /** The text of the built-in scenario. */

@@ -9,6 +9,8 @@ import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.function.Predicate;
 
 /**
  * One workload {@code ptlab run --workload NAME} and {@code ptlab compare} can run: its name, the
@@ -50,6 +52,29 @@ abstract class Workload<R extends RunResult> {
             names.add(w.name);
         }
         throw new IllegalArgumentException("--workload: " + text + " is not one of " + String.join(", ", names));
+    }
+
+    /**
+     * The options only some workloads read, and which: given to any other workload they would be
+     * silently ignored, so {@link #checkOwnOptions} refuses them.
+     */
+    static final Map<String, List<String>> OWN_OPTIONS = Map.of(
+            "--devices", List.of("device-atomics"),
+            "--accesses", List.of("random", "device-atomics"),
+            "--hot", List.of("random", "device-atomics"),
+            "--seed", List.of("random", "device-atomics"));
+
+    /**
+     * Refuses an option the command line gave ({@code given}) that this workload does not read,
+     * naming the workloads that do.
+     */
+    void checkOwnOptions(Predicate<String> given) {
+        for (Map.Entry<String, List<String>> e : new java.util.TreeMap<>(OWN_OPTIONS).entrySet()) {
+            if (!e.getValue().contains(name) && given.test(e.getKey())) {
+                throw new IllegalArgumentException(e.getKey() + ": applies to --workload " + String.join(" and ", e.getValue())
+                        + ", not " + name + "; expected it left out");
+            }
+        }
     }
 
     /** The name JSON's {@code workload} field gives it. */

@@ -49,9 +49,15 @@ class CompareCommandTest {
         assertThat(value(r.out(), "create", "faults", 1)).isEqualTo(value(r.out(), "create", "faults", 2));
 
         String[][] bad = {{"--policy", "colour=red,blue"}, {"--policy", "coalesce=legacy"}, {"--policy", "coalesce"},
-            {"--policy", "eager-split=0,3M"}, {"--policy", "checking=off,maybe"}, {"--policy", "coalesce=a,b", "--json", "x.json"}};
-        String[] expected = {"colour is not one of", "names one value", "is not KEY=V1,V2", "eager split chunk", "checking=maybe",
-            "--json applies to ptlab run only"};
+            {"--policy", "eager-split=0,3M"}, {"--policy", "checking=off,maybe"}, {"--policy", "coalesce=a,b", "--json", "x.json"},
+            {"--policy", "coalesce=install-first,legacy", "--coalesce", "bogus"}, {"--policy", "fwb=on,off", "--workload", "random", "--hot", "0"}};
+        String[] expected = {"colour is not one of", "names one value", "is not KEY=V1,V2", "--eager-split: 0x300000 is not 0", "checking=maybe",
+            // compare has no --json (it used to offer it in --help and then refuse it)
+            "ptlab compare: --json: unknown option (try ptlab compare --help)",
+            // an option the policy sets would be silently overridden
+            "ptlab compare: --coalesce: conflicts with --policy coalesce=install-first,legacy",
+            // refused before any run, as run refuses it (it was a trace from inside the first run)
+            "ptlab compare: --hot: 0.0 is outside (0, 1]"};
         for (int i = 0; i < bad.length; i++) {
             String[] args = new String[bad[i].length + 1];
             args[0] = "compare";

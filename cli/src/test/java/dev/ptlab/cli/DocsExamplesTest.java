@@ -223,7 +223,7 @@ class DocsExamplesTest {
                 String[] args = args(command);
                 if (timed(args)) {
                     try {
-                        new CommandLine(new Main()).parseArgs(args);
+                        Main.commandLine().parseArgs(args);
                     } catch (CommandLine.ParameterException e) {
                         failures.add(b.where() + ": " + command + ": " + e.getMessage());
                     }
@@ -241,7 +241,7 @@ class DocsExamplesTest {
     @Test
     void theCliReferenceCoversEveryCommandAndOption() throws IOException {
         String reference = Files.readString(ROOT.resolve("docs/cli.md"));
-        CommandLine ptlab = new CommandLine(new Main());
+        CommandLine ptlab = Main.commandLine();
         List<String> missing = new ArrayList<>();
         for (Map.Entry<String, CommandLine> sub : ptlab.getSubcommands().entrySet()) {
             if (sub.getKey().equals("help")) continue;

@@ -148,11 +148,11 @@ class OperationErrorTest {
     @Test
     void coalescePolicyAndCounters() throws Exception {
         assertThat(error("stage2", "coalesce-policy")).isEqualTo(":2: coalesce-policy is missing POLICY; expected "
-                + "coalesce-policy install-first|unmap-first");
+                + "coalesce-policy install-first|unmap-first|legacy");
         assertThat(error("stage2", "coalesce-policy sideways")).isEqualTo(":2: coalesce policy \"sideways\" is unknown; expected "
-                + "install-first or unmap-first");
+                + "install-first, unmap-first or legacy");
         assertThat(error("stage2", "coalesce-policy unmap-first now")).isEqualTo(":2: coalesce-policy has an extra argument "
-                + "\"now\"; expected coalesce-policy install-first|unmap-first");
+                + "\"now\"; expected coalesce-policy install-first|unmap-first|legacy");
         assertThat(error("stage2", "counters all")).isEqualTo(":2: counters has an extra argument \"all\"; expected counters");
     }
 

@@ -135,8 +135,8 @@ class SimulationCommandTest {
             {"-s", "anonymous_hugetlb_512mb"}, {"-p", "0xffffff0000", "-b", "1G"}, {"--schedule", "random"},
             {"--workload", "random", "--partition"}, {"--workload", "random", "-m", "6"}, {"--host-ipa-limit", "33"}};
         String[] expected = {"memory: 64G does not fit below the top of the 36-bit IPA space", "--ipa-bits: the selftest takes",
-            "granule", "eager split chunk", "--coalesce: sideways", "fault locking: none", "--memory \"lots\"", "vcpus: 0",
-            "backing: zram", "host memory: swap is not one of process, fixed",
+            "granule", "eager split chunk", "--coalesce: sideways", "--fault-lock: none", "--memory \"lots\"", "vcpus: 0",
+            "backing: zram", "--host-memory: swap is not one of process, fixed",
             "-m: guest mode ID 0 (P52V48_4K, PA-bits:52, VA-bits:48, 4K pages) is not supported by the host (--host-ipa-limit 40",
             "-m: guest mode ID 9 is not an arm64 mode", "--host-granules: 8k", "not a hugetlb size of a 4k-page arm64 host",
             "-p: 0xffffff0000 puts the 1G region beyond the 40-bit IPA space", "schedule: random", "--partition applies to the selftest",
@@ -182,8 +182,8 @@ class SimulationCommandTest {
         assertThat(root.path("phases").get(0).path("host-exclusive-conversion").asLong()).isPositive();
 
         String[][] bad = {{"--devices", "17"}, {"--host-memory", "fixed"}, {"--backing", "hugetlb", "--memory", "1G", "--vcpus", "1"}};
-        String[] expected = {"ptlab run: --devices: 17 is outside 0..16", "ptlab run: host memory: fixed has no host process",
-            "ptlab run: backing: hugetlb: hugetlb pages cannot be made device-exclusive"};
+        String[] expected = {"ptlab run: --devices: 17 is outside 0..16", "ptlab run: --host-memory: fixed has no host process",
+            "ptlab run: --backing: hugetlb pages cannot be made device-exclusive"};
         for (int i = 0; i < bad.length; i++) {
             String[] args = new String[bad[i].length + 3];
             args[0] = "run";

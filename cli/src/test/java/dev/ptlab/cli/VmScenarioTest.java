@@ -195,7 +195,7 @@ class VmScenarioTest {
     @Test
     void badVmLineAndArguments() throws Exception {
         assertThat(error("vm eager-split=4K"))
-                .isEqualTo(":1: eager split chunk: 0x1000 is not 0 or a block size of the 4k granule (0x40000000, 0x200000); "
+                .isEqualTo(":1: eager-split=4K is not a block size of the 4k granule; "
                         + "expected eager-split=0 or a block size of the 4k granule");
         assertThat(error("vm fault-lock=mutex"))
                 .isEqualTo(":1: fault-lock \"mutex\" is unknown; expected fault-lock=shared or write");

@@ -59,6 +59,11 @@ final class Line {
         return parser.memslots();
     }
 
+    /** {@code file:line}, the start of every message about this line. */
+    String where() {
+        return parser.file() + ":" + number;
+    }
+
     ScenarioException error(String problem, String expected) {
         return ScenarioException.at(parser.file(), number, problem, expected);
     }

@@ -105,12 +105,7 @@ final class TableLine extends ScenarioCommand {
         } catch (IllegalArgumentException e) {
             throw l.error(e.getMessage(), stage2 ? "ipa-bits=32..52 that the granule can reach" : "va-bits=25..52 that the granule can reach");
         }
-        long paLimit = 1L << geometry.paBits();
-        if (o.memSize == 0 || o.memBase >= paLimit || o.memSize > paLimit - o.memBase) {
-            throw l.error("table memory [" + Numbers.hex(o.memBase) + ", +" + Numbers.size(o.memSize) + ") is not inside the "
-                    + geometry.paBits() + "-bit physical address space", "a non-empty mem-base/mem-size window below "
-                    + Numbers.hex(paLimit));
-        }
+        TableMemory.check(l, geometry, o.memBase, o.memSize);
         TableSpec spec = new TableSpec(l.number(), geometry, o.vmid, o.flags, o.checking, o.memBase, o.memSize, null);
         l.table(spec);
         return m -> create(m, spec);
