@@ -21,6 +21,7 @@ final class RandomWorkload extends Workload<RunResult> {
 
     @Override
     void check(SimulationOptions o) {
+        super.check(o);
         checkRandom(o);
     }
 

@@ -101,8 +101,8 @@ class BoundaryTest {
         // --devices on the selftest used to be ignored silently.
         assertThat(oneLine(2, Cli.run("run", "--devices", "99"))).isEqualTo("ptlab run: --devices: applies to --workload "
                 + "device-atomics, not selftest; expected it left out");
-        assertThat(oneLine(2, Cli.run("run", "--workload", "random", "--overlap"))).startsWith("ptlab run: --overlap: applies to "
-                + "--workload selftest, not random");
+        assertThat(oneLine(2, Cli.run("run", "--workload", "random", "--partition"))).startsWith("ptlab run: --partition applies to "
+                + "the selftest workload only");
         // An invalid --coalesce beside --policy coalesce=... used to be ignored (the policy overrode it).
         assertThat(oneLine(2, Cli.run("compare", "--policy", "coalesce=install-first,legacy", "--coalesce", "bogus")))
                 .startsWith("ptlab compare: --coalesce: conflicts with --policy coalesce=install-first,legacy");

@@ -135,7 +135,7 @@ class SimulationCommandTest {
             {"-s", "anonymous_hugetlb_512mb"}, {"-p", "0xffffff0000", "-b", "1G"}, {"--schedule", "random"},
             {"--workload", "random", "--partition"}, {"--workload", "random", "-m", "6"}, {"--host-ipa-limit", "33"}};
         String[] expected = {"memory: 64G does not fit below the top of the 36-bit IPA space", "--ipa-bits: the selftest takes",
-            "granule", "eager split chunk", "--coalesce: sideways", "--fault-lock: none", "--memory \"lots\"", "vcpus: 0",
+            "granule", "--eager-split: 0x300000 is not 0 or a block size", "--coalesce: sideways", "--fault-lock: none", "--memory \"lots\"", "vcpus: 0",
             "backing: zram", "--host-memory: swap is not one of process, fixed",
             "-m: guest mode ID 0 (P52V48_4K, PA-bits:52, VA-bits:48, 4K pages) is not supported by the host (--host-ipa-limit 40",
             "-m: guest mode ID 9 is not an arm64 mode", "--host-granules: 8k", "not a hugetlb size of a 4k-page arm64 host",
