@@ -35,7 +35,9 @@ final class Progress implements AutoCloseable {
                     if (s >= nextLog) {
                         err.println(String.format(Locale.ROOT, "ptlab: %s, %.0f%% after %.0f s", what, f * 100, s));
                         err.flush();
-                        nextLog += logSeconds;
+                        // The next line one interval on from the last due time, never a burst of
+                        // catch-up lines after a late wake-up (or the silent first second).
+                        while (nextLog <= s) nextLog += logSeconds;
                     }
                     continue;
                 }
