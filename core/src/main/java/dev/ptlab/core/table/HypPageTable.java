@@ -161,49 +161,11 @@ public final class HypPageTable extends PageTable {
      * @return bytes unmapped
      */
     public long unmap(long va, long size) {
-        checkUsable("unmap");
-        checkRange("va", va, size);
-        HypUnmapVisitor v = new HypUnmapVisitor();
-        try {
-            walk(va, size, v, WalkFlags.LEAF | WalkFlags.TABLE_POST, WalkPolicy.STOP_AT_HOLE);
-        } finally {
-            counters.leavesRemoved.add(v.leaves);
-            counters.tablesFreed.add(v.tables);
-        }
-        return v.unmapped;
-    }
-
-    final class HypUnmapVisitor implements Visitor, VisitContext.UnlinkFlush {
-        long unmapped, leaves, tables;
-
-        @Override
-        public Status visit(VisitContext ctx, Visit visit) {
-            if (visit == Visit.TABLE_POST) {
-                if (ctx.freeChildIfEmpty(this)) tables++;
-                return Status.OK;
+        return new HoleStoppingUnmap() {
+            @Override
+            void invalidate(long addr, int level) {
+                tlbi.flushHypVa(addr, level);
             }
-            long old = ctx.old();
-            if (!Pte.isValid(old)) return Status.NOT_MAPPED;
-            long span = ctx.entrySpan();
-            long base = ctx.entryBase();
-            if (base < ctx.start() || base + span > ctx.end()) return Status.NOT_MAPPED;
-            ctx.trySet(0);
-            try {
-                tlbi.flushHypVa(base, ctx.level());
-            } catch (Throwable e) {
-                ctx.publish(old); // a failed TLBI leaves the leaf mapped, its reference held
-                throw e;
-            }
-            ctx.putRef();
-            unmapped += span;
-            leaves++;
-            return Status.OK;
-        }
-
-        /** The TLBI for a table entry unlinked on the way up. */
-        @Override
-        public void afterUnlink(long entryBase, int level) {
-            tlbi.flushHypVa(entryBase, TlbMaintenance.LEVEL_UNKNOWN);
-        }
+        }.unmap(this, va, size);
     }
 }

@@ -162,43 +162,11 @@ public final class Stage1PageTable extends PageTable {
      * @return bytes unmapped
      */
     public long unmap(long va, long size) {
-        checkUsable("unmap");
-        checkRange("va", va, size);
-        UnmapVisitor v = new UnmapVisitor();
-        try {
-            walk(va, size, v, WalkFlags.LEAF | WalkFlags.TABLE_POST, WalkPolicy.STOP_AT_HOLE);
-        } finally {
-            counters.leavesRemoved.add(v.leaves);
-            counters.tablesFreed.add(v.tables);
-        }
-        return v.bytes;
-    }
-
-    private final class UnmapVisitor implements Visitor, VisitContext.UnlinkFlush {
-        long bytes, leaves, tables;
-
-        @Override
-        public Status visit(VisitContext ctx, Visit visit) {
-            if (visit == Visit.TABLE_POST) {
-                if (ctx.freeChildIfEmpty(this)) tables++;
-                return Status.OK;
+        return new HoleStoppingUnmap() {
+            @Override
+            void invalidate(long addr, int level) {
+                tlbs.flushGuestVa(vmid, asid, addr, level);
             }
-            long pte = ctx.old();
-            long base = ctx.entryBase();
-            long span = ctx.entrySpan();
-            if (!Pte.isValid(pte) || base < ctx.start() || base + span > ctx.end()) return Status.NOT_MAPPED;
-            ctx.trySet(0);
-            tlbs.flushGuestVa(vmid, asid, base, ctx.level());
-            ctx.putRef();
-            bytes += span;
-            leaves++;
-            return Status.OK;
-        }
-
-        /** A table unlinked on the way up: VAE1IS with no level hint reaches its walk entries too. */
-        @Override
-        public void afterUnlink(long entryBase, int level) {
-            tlbs.flushGuestVa(vmid, asid, entryBase, TlbMaintenance.LEVEL_UNKNOWN);
-        }
+        }.unmap(this, va, size);
     }
 }
